@@ -1,0 +1,131 @@
+"""Shape arithmetic of windowed layers, and a consistency check of the shapes a frontend read.
+
+Frontends take shapes from their format (ONNX shape inference, torch meta tensors);
+this module recomputes what can be recomputed from normalized attributes and rejects
+graphs whose layers disagree with themselves (channel mismatches, impossible sizes),
+which ONNX shape inference lets through silently.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ShapeError
+from ..graph import Graph, Layer, Op
+
+__all__ = ["window_output_size", "check_shapes", "spatial_dims"]
+
+
+def window_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                       dilation: int = 1, ceil_mode: bool = False) -> int:
+    """Output length of a sliding window (convolution or pooling) along one axis.
+
+    Examples
+    --------
+    >>> window_output_size(224, 7, 2, 3, 3)
+    112
+    >>> window_output_size(112, 3, 2, 1, 1)
+    56
+    >>> window_output_size(6, 3, 2, 0, 0, ceil_mode=True)
+    3
+    """
+    span = size + pad_begin + pad_end - dilation * (kernel - 1) - 1
+    if span < 0:
+        return 0
+    out = (-(-span // stride) if ceil_mode else span // stride) + 1
+    if ceil_mode and (out - 1) * stride >= size + pad_begin:
+        out -= 1  # the last window must start inside the input or its begin padding
+    return out
+
+
+def transposed_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
+                           dilation: int = 1) -> int:
+    """Output length of a transposed convolution (without output_padding)."""
+    return (size - 1) * stride - pad_begin - pad_end + dilation * (kernel - 1) + 1
+
+
+def spatial_dims(shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Spatial sizes of an ``N, C, *spatial`` tensor; empty for vectors or unknown shapes."""
+    return tuple(shape[2:]) if shape and len(shape) >= 3 else ()
+
+
+def _unknown_shape_cause(graph: Graph, name: str) -> str:
+    """The first layer upstream of ``name`` whose output shape is unknown but inputs known."""
+    current = name
+    while True:
+        unknown = [p for p in graph.inputs_of(current) if graph.layer(p).output_shape is None]
+        if not unknown:
+            return current
+        current = unknown[0]
+
+
+def check_shapes(graph: Graph) -> None:
+    """Raise :class:`ShapeError` if a weighted or windowed layer has unknown or inconsistent shapes.
+
+    Examples
+    --------
+    A conv whose input has 4 channels but whose weight expects 3 is rejected:
+
+    >>> from archlint.graph import Graph, Layer, Op
+    >>> g = Graph(model="m.onnx")
+    >>> g.add_node("c", layer=Layer("c", Op.CONV, "Conv", (1, 8, 4, 4), ((1, 4, 4, 4),), kernel=(1, 1),
+    ...     stride=(1, 1), pads_begin=(0, 0), pads_end=(0, 0), dilation=(1, 1), in_channels=3, out_channels=8))
+    >>> check_shapes(g)
+    Traceback (most recent call last):
+    ...
+    archlint.errors.ShapeError: m.onnx: layer 'c' (Conv): input has 4 channels, its weight expects 3
+    """
+    for layer in graph.layers():
+        if layer.op in (Op.INPUT, Op.OTHER) and layer.output_shape is None:
+            continue
+        if layer.output_shape is None:
+            cause = graph.layer(_unknown_shape_cause(graph, layer.name))
+            raise ShapeError(graph.model, f"the output shape of layer '{layer.name}' ({layer.source_op}) "
+                                          f"is unknown, starting at '{cause.name}' ({cause.source_op}); "
+                                          "pin dynamic inputs with --input-shape")
+        if any(d < 0 for d in layer.output_shape):
+            raise ShapeError(graph.model, f"layer '{layer.name}' has a negative dimension {list(layer.output_shape)}")
+        if layer.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL):
+            _check_window(graph, layer)
+        if layer.op in (Op.LINEAR, Op.MATMUL) and layer.in_channels is None:
+            raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): input shape unknown")
+
+
+def _check_window(graph: Graph, layer: Layer) -> None:
+    where = f"layer '{layer.name}' ({layer.source_op})"
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    if x is None:
+        raise ShapeError(graph.model, f"{where}: input shape unknown")
+    if len(x) != len(layer.kernel) + 2:
+        raise ShapeError(graph.model, f"{where}: input of rank {len(x)} does not match a "
+                                      f"{len(layer.kernel)}-D kernel")
+    if layer.op in (Op.CONV, Op.CONV_TRANSPOSE):
+        if layer.in_channels != x[1]:
+            raise ShapeError(graph.model, f"{where}: input has {x[1]} channels, its weight expects "
+                                          f"{layer.in_channels}")
+        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
+            raise ShapeError(graph.model, f"{where}: channels {layer.in_channels}->{layer.out_channels} "
+                                          f"are not divisible by groups={layer.groups}")
+        if layer.output_shape[1] != layer.out_channels:
+            raise ShapeError(graph.model, f"{where}: output has {layer.output_shape[1]} channels, "
+                                          f"its weight gives {layer.out_channels}")
+    if any(k < 1 for k in layer.kernel) or any(s < 1 for s in layer.stride):
+        raise ShapeError(graph.model, f"{where}: kernel {layer.kernel} and stride {layer.stride} must be >= 1")
+    if any(p < 0 for p in layer.pads_begin + layer.pads_end):
+        raise ShapeError(graph.model, f"{where}: negative padding {layer.pads_begin}/{layer.pads_end}")
+    for axis, size in enumerate(x[2:]):
+        args = (size, layer.kernel[axis], layer.stride[axis], layer.pads_begin[axis], layer.pads_end[axis],
+                layer.dilation[axis])
+        if layer.op is Op.CONV_TRANSPOSE:
+            low = transposed_output_size(*args)
+            ok = low <= layer.output_shape[2 + axis] < low + layer.stride[axis] + layer.dilation[axis]
+        else:
+            expected = window_output_size(*args, ceil_mode=layer.ceil_mode)
+            ok = expected == layer.output_shape[2 + axis] and expected > 0
+        if not ok:
+            raise ShapeError(graph.model, f"{where}: output size {layer.output_shape[2 + axis]} on spatial "
+                                          f"axis {axis} does not follow from input {size}, kernel "
+                                          f"{layer.kernel[axis]}, stride {layer.stride[axis]}, padding "
+                                          f"{layer.pads_begin[axis]}+{layer.pads_end[axis]}")
+    if math.prod(layer.output_shape) == 0:
+        raise ShapeError(graph.model, f"{where}: empty output {list(layer.output_shape)}")

@@ -1,0 +1,159 @@
+"""Command line: the only module that prints or chooses an exit code.
+
+Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, input or config error
+(one ``archlint: error: ...`` line on stderr, nothing written to ``--output``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import ArchlintError, ConfigError
+from .report import Severity
+
+__all__ = ["main"]
+
+FORMATS = ("text", "json")
+
+
+def _fail(message: str) -> "NoReturn":  # noqa: F821
+    click.echo(f"archlint: error: {' '.join(str(message).split())}", err=True)
+    sys.exit(2)
+
+
+def _write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, then rename)."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ConfigError(f"--output {path}: folder {folder} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_config(config_path: str | None, isolated: bool):
+    from .engine.config import Config, find_config, load_config
+
+    if isolated:
+        return Config()
+    if config_path:
+        return load_config(config_path)
+    found = find_config(Path.cwd())
+    return load_config(found) if found else Config()
+
+
+def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--set {item!r}: expected NAME=VALUE, e.g. --set max-plain-depth=10")
+        options[name.strip()] = value.strip()
+    return options
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
+    codes = tuple(c.strip() for v in values for c in v.split(",") if c.strip())
+    return codes or None
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("models", nargs=-1)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="Output format.")
+@click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option("--layers", is_flag=True, help="Text format: also print the per-layer table.")
+@click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
+              help="Pin input dimensions, e.g. 1,3,224,224 or image:1,3,224,224 (repeatable).")
+@click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL.")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip.")
+@click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option.")
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
+              help="Lowest severity that makes the exit code 1 [default: warning].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
+@click.option("--config", "config_path", metavar="FILE",
+              help="Config file (pyproject.toml or setup.cfg); default: the nearest one.")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR.")
+@click.option("--list-rules", is_flag=True, help="List the available rules and exit.")
+@click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
+@click.version_option(__version__, prog_name="archlint")
+def cli(models, fmt, output, layers, input_shape, select, ignore, option_values, fail_on, exit_zero,
+        config_path, isolated, rules_path, list_rules, explain) -> None:
+    """Lint the architecture of CNN models (MODELS: .onnx files).
+
+    Prints findings and a summary (MACs, parameters, receptive field); --layers adds the
+    per-layer table. Exit code 0: clean; 1: findings at or above --fail-on; 2: error.
+    """
+    from .engine.config import parse_input_shapes
+    from .engine.registry import discover_rules
+    from .engine.run import lint
+    from .reports import RENDERERS
+
+    config = _load_config(config_path, isolated)
+    config = config.override(
+        select=_split(select), ignore=_split(ignore), options=_parse_options(option_values) or None,
+        fail_on=Severity(fail_on) if fail_on else None,
+        input_shapes=parse_input_shapes(input_shape) if input_shape else None,
+        rules_paths=(config.rules_paths + tuple(rules_path)) if rules_path else None)
+    if list_rules or explain:
+        from .reports.rules import render_rule, render_rule_list
+
+        rules = discover_rules(config.rules_paths)
+        if explain:
+            match = [r for r in rules if explain in (r.code, r.name)]
+            if not match:
+                raise ConfigError(f"--explain {explain}: no rule with that code or name")
+            click.echo(render_rule(match[0], fmt), nl=False)
+        else:
+            click.echo(render_rule_list(rules, fmt), nl=False)
+        return
+    if not models:
+        raise click.UsageError("no model given; usage: archlint MODEL.onnx [MODEL...]")
+    reports = [lint(model, config) for model in models]
+    text = RENDERERS[fmt](reports, show_layers=layers)
+    if output:
+        _write(output, text)
+    else:
+        click.echo(text, nl=False)
+    failing = any(r.failing(config.fail_on) for r in reports)
+    sys.exit(1 if failing and not exit_zero else 0)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: runs the CLI and turns every error into one line and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="archlint", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _fail("aborted")
+    except click.UsageError as exc:
+        _fail(exc.format_message())
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except ArchlintError as exc:
+        _fail(str(exc))
+    except RecursionError:
+        _fail("model graph too deeply nested to analyse")
+    except MemoryError:
+        _fail("out of memory while analysing the model")
+    except KeyboardInterrupt:
+        _fail("interrupted")
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug in archlint: still one line, never a traceback
+        _fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
+    sys.exit(0)

@@ -1,0 +1,1 @@
+"""The engine: finds rules, reads configuration, runs analyses and rules, applies suppressions."""

@@ -1,0 +1,160 @@
+"""One lint run: model -> graph -> analyses -> rules -> suppressions -> Report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import networkx as nx
+
+from .. import __version__
+from ..analyses import ANALYSES
+from ..analyses.receptive_field import summary_receptive_field
+from ..analyses.shapes import check_shapes, spatial_dims
+from ..errors import ArchlintError, ConfigError, RuleError
+from ..frontends import load_graph
+from ..graph import Graph, Op
+from ..report import FieldSummary, Finding, LayerRow, Report, Summary
+from ..rule import Rule, RuleContext
+from .config import Config
+from .registry import discover_rules
+from .selection import selected_rules
+from .suppress import Suppressions
+
+__all__ = ["lint", "lint_graph", "rule_options"]
+
+
+def rule_options(rules: Sequence[type[Rule]], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Options per rule code: defaults overridden by ``given`` (kebab-case names), type-checked."""
+    owners: dict[str, str] = {}
+    result: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        values = {}
+        for opt in rule.options:
+            owners.setdefault(opt.name, rule.code)
+            value = opt.default
+            if opt.name in given:
+                try:
+                    value = opt.parse(given[opt.name])
+                except (TypeError, ValueError) as exc:
+                    raise ConfigError(f"option {opt.name} ({rule.code}): {exc}") from None
+            values[opt.name] = value
+        result[rule.code] = values
+    unknown = sorted(set(given) - set(owners))
+    if unknown:
+        known = ", ".join(sorted(owners)) or "none"
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} (known: {known})")
+    return result
+
+
+class _Analyses:
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.results: dict[str, Any] = {}
+
+    def __call__(self, name: str) -> Any:
+        if name not in self.results:
+            if name not in ANALYSES:
+                raise KeyError(f"unknown analysis {name!r} (known: {', '.join(ANALYSES)})")
+            self.results[name] = ANALYSES[name](self.graph)
+        return self.results[name]
+
+
+def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dict[str, Any]],
+               analyses: _Analyses) -> list[Finding]:
+    findings: list[Finding] = []
+    for rule in rules:
+        ctx = RuleContext(rule, options[rule.code], graph, analyses)
+        try:
+            findings.extend(rule().check(graph, ctx))
+        except ArchlintError:
+            raise
+        except Exception as exc:
+            raise RuleError(f"{graph.model}: rule {rule.code} ({rule.name}) crashed: "
+                            f"{type(exc).__name__}: {exc}") from None
+    return findings
+
+
+def _rows(graph: Graph, analyses: _Analyses) -> list[LayerRow]:
+    costs, fields = analyses("costs"), analyses("receptive_fields")
+    rows = []
+    for layer in graph.layers():
+        cost, field = costs[layer.name], fields[layer.name]
+        rows.append(LayerRow(
+            name=layer.name, op=layer.op.value, source_op=layer.source_op, output_shape=layer.output_shape,
+            macs=cost.macs, params=cost.params, other_ops=cost.other_ops, other_category=cost.category,
+            receptive_field=field.size if field else None, effective_stride=field.stride if field else None,
+            effective_padding=field.padding if field else None,
+            rf_global=bool(field and field.is_global), global_context=bool(field and field.global_context),
+            kernel=layer.kernel, stride=layer.stride, groups=layer.groups,
+            source=str(layer.source) if layer.source else None))
+    return rows
+
+
+def _summary(graph: Graph, analyses: _Analyses, rows: list[LayerRow], findings: list[Finding],
+             notes: list[str]) -> Summary:
+    fields = analyses("receptive_fields")
+    last = summary_receptive_field(graph, fields)
+    field_summary = None
+    if last is not None:
+        field = fields[last]
+        extent = ()
+        for name in graph.graph["inputs"]:
+            if nx.has_path(graph, name, last):
+                extent = spatial_dims(graph.layer(name).output_shape)
+                break
+        field_summary = FieldSummary(last, field.size, field.stride, field.padding, extent, field.global_context)
+    other: dict[str, int] = {}
+    for row in rows:
+        if row.other_ops:
+            other[row.other_category] = other.get(row.other_category, 0) + row.other_ops
+    return Summary(
+        macs=sum(r.macs for r in rows), params=sum(r.params for r in rows), other_ops=other,
+        receptive_field=field_summary,
+        inputs={n: graph.layer(n).output_shape for n in graph.graph["inputs"]},
+        outputs={n: graph.layer(n).output_shape for n in graph.graph["outputs"]},
+        layers=sum(1 for r in rows if r.op != Op.INPUT.value),
+        unsupported_ops=dict(graph.graph["unsupported_ops"]), notes=tuple(notes),
+        macs_saved=sum(int(f.data.get("macs_saved", 0)) for f in findings))
+
+
+def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rule]] | None = None) -> Report:
+    """Check an already built graph; ``rules`` defaults to every discovered rule."""
+    available = discover_rules(config.rules_paths) if rules is None else list(rules)
+    enabled = selected_rules(available, config.select, config.ignore)
+    options = rule_options(available, dict(config.options))
+    check_shapes(graph)
+    analyses = _Analyses(graph)
+    suppressions = Suppressions.build(graph, config.per_node_ignores, available)
+    raw = _run_rules(graph, enabled, options, analyses)
+    findings = [f for f in raw if not suppressions.suppressed(f)]
+    findings.sort(key=lambda f: (f.code, f.layer))
+    notes = list(graph.graph.get("notes", [])) + suppressions.unused(enabled)
+    rows = _rows(graph, analyses)
+    return Report(model=graph.model, format=graph.graph.get("format", ""),
+                  summary=_summary(graph, analyses, rows, findings, notes),
+                  layers=tuple(rows), findings=tuple(findings), tool_version=__version__)
+
+
+def lint(model: Any, config: Config | None = None, **overrides: Any) -> Report:
+    """Lint ``model`` (an ``.onnx`` path or ``onnx.ModelProto``) and return its :class:`Report`.
+
+    Parameters
+    ----------
+    model : str, PathLike or onnx.ModelProto
+        The model to check.
+    config : Config, optional
+        Settings; defaults to none (all rules, default options).
+    **overrides
+        Config fields to override: ``select``, ``ignore``, ``fail_on``, ``input_shapes``,
+        ``options`` (dict of rule options by kebab-case name), ``per_node_ignores``,
+        ``rules_paths``.
+
+    Raises
+    ------
+    ArchlintError
+        Unreadable model, bad configuration, or a crashed rule; ``str(error)`` is one line.
+    """
+    config = (config or Config()).override(**overrides)
+    graph = load_graph(model, config.input_shapes)
+    return lint_graph(graph, config)

@@ -1,0 +1,62 @@
+"""Which rules run: ``select`` and ``ignore`` by code, code prefix, rule name or ``ALL``.
+
+The most specific selector wins, as in ruff: ``select = ["AL2"]`` with
+``ignore = ["AL201"]`` runs every AL2xx rule but AL201, and ``ignore = ["AL2"]`` with
+``select = ["AL203"]`` runs AL203 alone of that family.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import ConfigError
+from ..rule import Rule
+
+__all__ = ["selected_rules"]
+
+
+def _specificity(selector: str, rule: type[Rule]) -> int:
+    """How precisely ``selector`` names ``rule``: -1 not at all, higher is more specific."""
+    if selector == "ALL":
+        return 0
+    if selector == rule.code or selector == rule.name:
+        return 100
+    if rule.code.startswith(selector):
+        return len(selector)
+    return -1
+
+
+def _check_known(selectors: Sequence[str], rules: Sequence[type[Rule]], key: str) -> None:
+    for s in selectors:
+        if s != "ALL" and not any(_specificity(s, r) >= 0 for r in rules):
+            known = ", ".join(r.code for r in rules)
+            raise ConfigError(f"{key}: {s!r} matches no rule code, prefix or name (rules: {known})")
+
+
+def selected_rules(rules: Sequence[type[Rule]], select: Sequence[str],
+                   ignore: Sequence[str]) -> list[type[Rule]]:
+    """The rules enabled by ``select`` minus ``ignore``; unknown selectors are an error.
+
+    Examples
+    --------
+    >>> from archlint.report import Severity
+    >>> class A(Rule):
+    ...     '''A. ## What it flags ## Why it matters ## Example ## Fix'''
+    ...     code, name = "AL201", "a-rule"
+    >>> class B(Rule):
+    ...     '''B. ## What it flags ## Why it matters ## Example ## Fix'''
+    ...     code, name = "AL202", "b-rule"
+    >>> [r.code for r in selected_rules([A, B], ["AL2"], ["AL201"])]
+    ['AL202']
+    >>> [r.code for r in selected_rules([A, B], ["b-rule"], ["AL2"])]
+    ['AL202']
+    """
+    _check_known(select, rules, "select")
+    _check_known(ignore, rules, "ignore")
+    enabled = []
+    for rule in rules:
+        chosen = max((_specificity(s, rule) for s in select), default=-1)
+        dropped = max((_specificity(s, rule) for s in ignore), default=-1)
+        if chosen >= 0 and chosen > dropped:
+            enabled.append(rule)
+    return enabled

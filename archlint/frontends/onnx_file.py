@@ -1,0 +1,396 @@
+"""Read an ONNX file safely and cheaply, pin input shapes and run shape inference.
+
+Weight bytes are never needed: external data is checked (location inside the model's
+folder, file present and long enough) but not read, except for tiny tensors that shape
+inference needs (Reshape targets, reduction axes); embedded weights are dropped before
+shape inference, which otherwise serializes the whole model. Shape arithmetic computed
+inside the graph (Shape -> Gather -> Concat -> Reshape) is folded to constants when
+inference alone leaves shapes unknown.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelLoadError, ShapeError
+
+__all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
+
+#: Tensors up to this many elements keep their values (shape arguments, small constants).
+SMALL_TENSOR = 1024
+#: Ops never folded even when all their inputs are constant.
+_UNFOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+               "Multinomial", "Bernoulli", "If", "Loop", "Scan"}
+
+InputShapes = Mapping[str, Sequence[int]] | Sequence[int] | None
+
+
+@dataclass
+class LoadedOnnx:
+    """A shape-inferred model plus what the graph builder needs to know about its values."""
+
+    model: onnx.ModelProto
+    source: str
+    shapes: dict[str, tuple[int, ...] | None]
+    #: Values of small constant tensors: initializers, Constant nodes, folded shape math.
+    constants: dict[str, np.ndarray]
+    #: Names of every tensor that does not depend on a graph input's data.
+    constant_names: set[str]
+    initializer_shapes: dict[str, tuple[int, ...]]
+    notes: list[str] = field(default_factory=list)
+
+
+def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> LoadedOnnx:
+    """Parse ``path`` without its weight bytes and return it shape-inferred.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        An ``.onnx`` file; external data files are looked for beside it.
+    input_shapes : sequence of int or mapping of input name to sequence of int, optional
+        Pins dynamic input dimensions. A bare sequence applies to the single input.
+
+    Raises
+    ------
+    ModelLoadError
+        Missing, empty, unparsable or untrustworthy file (one-line message).
+    ShapeError
+        Shapes that stay unknown or are inconsistent.
+    """
+    source = str(path)
+    file = Path(path)
+    if not file.exists():
+        raise ModelLoadError(source, "no such file")
+    if not file.is_file():
+        raise ModelLoadError(source, "not a regular file")
+    size = file.stat().st_size
+    if size == 0:
+        raise ModelLoadError(source, "empty file (0 bytes), not an ONNX model")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(file.read_bytes())
+    except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from C++
+        raise ModelLoadError(source, f"not a valid ONNX model (protobuf parse failed: {exc})") from None
+    _check_external_data(model, file, source)
+    return prepare_onnx(model, source, input_shapes, base_dir=file.parent)
+
+
+def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes = None,
+                 base_dir: Path | None = None) -> LoadedOnnx:
+    """Validate, pin inputs, drop large weight bytes and shape-infer an in-memory model.
+
+    ``model`` is modified in place; pass a copy if the caller still needs it intact.
+    """
+    if not model.HasField("graph") or len(model.graph.node) == 0:
+        raise ModelLoadError(source, "not an ONNX model: it contains no graph nodes")
+    if model.ir_version <= 0:
+        raise ModelLoadError(source, "not an ONNX model: ir_version is missing")
+    _check_topological(model, source)
+    notes: list[str] = []
+    _load_small_external(model, base_dir, source)
+    _drop_large_data(model.graph)
+    _pin_inputs(model, source, input_shapes, notes)
+    inferred = _infer(model, source)
+    constants, constant_names = _constants(inferred)
+    for _ in range(4):
+        unknown = _unknown_data_shapes(inferred, constant_names)
+        if not unknown:
+            break
+        folded = _fold(inferred, constants, constant_names)
+        if not folded:
+            break
+        _replace_with_initializers(model, folded)
+        inferred = _infer(model, source)
+        constants, constant_names = _constants(inferred)
+    shapes = _value_shapes(inferred, source)
+    init_shapes = {t.name: tuple(int(d) for d in t.dims) for t in inferred.graph.initializer}
+    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes)
+
+
+# --- file safety -----------------------------------------------------------------------
+
+def _external_fields(tensor: onnx.TensorProto) -> dict[str, str]:
+    return {kv.key: kv.value for kv in tensor.external_data}
+
+
+def _external_tensors(model: onnx.ModelProto):
+    yield from (t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_location == onnx.TensorProto.EXTERNAL:
+                yield attr.t
+
+
+def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, source: str) -> tuple[Path, int, int]:
+    """Location, offset and length of an external tensor, refused if it leaves ``base_dir``."""
+    info = _external_fields(tensor)
+    location = info.get("location", "")
+    if not location:
+        raise ModelLoadError(source, f"initializer '{tensor.name}' has external data without a location")
+    rel = Path(location)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
+                                     "points outside the model's folder; refused")
+    root = base_dir.resolve()
+    target = (base_dir / rel).resolve()
+    if root != target and root not in target.parents:
+        raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
+                                     "resolves outside the model's folder (symlink); refused")
+    if not target.is_file():
+        raise ModelLoadError(source, f"missing external data file '{location}' "
+                                     f"(needed for initializer '{tensor.name}')")
+    try:
+        offset = int(info.get("offset", 0))
+        length = int(info["length"]) if "length" in info else target.stat().st_size - offset
+    except ValueError:
+        raise ModelLoadError(source, f"external data of '{tensor.name}' has a non-integer offset or length") from None
+    if offset < 0 or length < 0 or offset + length > target.stat().st_size:
+        raise ModelLoadError(source, f"external data file '{location}' is too short for initializer "
+                                     f"'{tensor.name}' (needs bytes {offset}..{offset + length}, "
+                                     f"has {target.stat().st_size}); truncated or mismatched")
+    return target, offset, length
+
+
+def _check_external_data(model: onnx.ModelProto, file: Path, source: str) -> None:
+    for tensor in _external_tensors(model):
+        _resolve_external(tensor, file.parent, source)
+
+
+def _numel(dims: Sequence[int]) -> int:
+    return math.prod(int(d) for d in dims)
+
+
+def _load_small_external(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
+    """Read the few small external tensors whose values shape inference needs."""
+    for tensor in _external_tensors(model):
+        if _numel(tensor.dims) > SMALL_TENSOR or base_dir is None:
+            continue
+        target, offset, length = _resolve_external(tensor, base_dir, source)
+        with open(target, "rb") as fh:
+            fh.seek(offset)
+            tensor.raw_data = fh.read(length)
+        del tensor.external_data[:]
+        tensor.data_location = onnx.TensorProto.DEFAULT
+
+
+_DATA_FIELDS = ("raw_data", "float_data", "int32_data", "string_data", "int64_data",
+                "double_data", "uint64_data")
+
+
+def _drop_large_data(graph: onnx.GraphProto) -> None:
+    """Clear the bytes of large initializers (dims and type stay): inference needs neither."""
+    for tensor in graph.initializer:
+        if _numel(tensor.dims) > SMALL_TENSOR or tensor.data_location == onnx.TensorProto.EXTERNAL:
+            for name in _DATA_FIELDS:
+                tensor.ClearField(name)
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            del tensor.external_data[:]
+
+
+def _check_topological(model: onnx.ModelProto, source: str) -> None:
+    known = {t.name for t in model.graph.initializer} | {i.name for i in model.graph.input} | {""}
+    for node in model.graph.node:
+        for name in node.input:
+            if name not in known:
+                raise ModelLoadError(source, f"node '{node.name or node.op_type}' reads '{name}', which no "
+                                             "earlier node, input or initializer produces "
+                                             "(dangling input, cycle or unsorted graph)")
+        known.update(node.output)
+
+
+# --- input shapes ----------------------------------------------------------------------
+
+def _real_inputs(graph: onnx.GraphProto) -> list[onnx.ValueInfoProto]:
+    inits = {t.name for t in graph.initializer}
+    return [i for i in graph.input if i.name not in inits]
+
+
+def _pin_inputs(model: onnx.ModelProto, source: str, input_shapes: InputShapes, notes: list[str]) -> None:
+    inputs = _real_inputs(model.graph)
+    if not inputs:
+        raise ModelLoadError(source, "the graph has no inputs")
+    wanted: dict[str, Sequence[int]] = {}
+    if input_shapes is not None:
+        if isinstance(input_shapes, Mapping):
+            wanted = dict(input_shapes)
+            unknown = set(wanted) - {i.name for i in inputs}
+            if unknown:
+                names = ", ".join(i.name for i in inputs)
+                raise ModelLoadError(source, f"--input-shape names unknown input(s) {sorted(unknown)}; "
+                                             f"the model's inputs are: {names}")
+        elif len(inputs) == 1:
+            wanted = {inputs[0].name: input_shapes}
+        else:
+            names = ", ".join(i.name for i in inputs)
+            raise ModelLoadError(source, f"the model has {len(inputs)} inputs ({names}); "
+                                         "give --input-shape NAME:DIMS for each")
+    for value in inputs:
+        ttype = value.type.tensor_type
+        if not value.type.HasField("tensor_type"):
+            raise ModelLoadError(source, f"input '{value.name}' is not a tensor")
+        dims = ttype.shape.dim
+        if value.name in wanted:
+            target = [int(d) for d in wanted[value.name]]
+            if any(d <= 0 for d in target):
+                raise ModelLoadError(source, f"--input-shape for '{value.name}' must be positive, got {target}")
+            if ttype.HasField("shape") and len(dims) != len(target):
+                raise ModelLoadError(source, f"--input-shape for '{value.name}' has {len(target)} dims; "
+                                             f"the model's input has {len(dims)}")
+            ttype.shape.Clear()
+            for d in target:
+                ttype.shape.dim.add().dim_value = d
+            continue
+        if not ttype.HasField("shape"):
+            raise ShapeError(source, f"input '{value.name}' has no shape; pass --input-shape "
+                                     f"{value.name}:N,C,H,W")
+        for axis, dim in enumerate(dims):
+            if dim.HasField("dim_value") and dim.dim_value > 0:
+                continue
+            if dim.HasField("dim_value"):
+                raise ModelLoadError(source, f"input '{value.name}' has a non-positive dimension "
+                                             f"{dim.dim_value} at axis {axis}")
+            label = f" ('{dim.dim_param}')" if dim.dim_param else ""
+            if axis == 0 and len(dims) > 1:
+                notes.append(f"input '{value.name}': dynamic batch dimension{label} taken as 1")
+                dim.Clear()
+                dim.dim_value = 1
+                continue
+            shown = ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in dims)
+            raise ShapeError(source, f"input '{value.name}' has a dynamic dimension at axis {axis}{label} "
+                                     f"(shape {shown}); pass --input-shape {value.name}:N,C,H,W "
+                                     "with concrete sizes")
+
+
+# --- inference and folding --------------------------------------------------------------
+
+def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ShapeError(source, f"shape inference failed: {first}") from None
+
+
+def _shape_of(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
+    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+        return None
+    dims = []
+    for d in value.type.tensor_type.shape.dim:
+        if not d.HasField("dim_value"):
+            return None
+        dims.append(int(d.dim_value))
+    return tuple(dims)
+
+
+def _value_shapes(model: onnx.ModelProto, source: str) -> dict[str, tuple[int, ...] | None]:
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    g = model.graph
+    for value in (*g.input, *g.value_info, *g.output):
+        shape = _shape_of(value)
+        if shape is not None and any(d < 0 for d in shape):
+            raise ShapeError(source, f"tensor '{value.name}' has a negative dimension {list(shape)}")
+        if shape is not None or value.name not in shapes:
+            shapes[value.name] = shape
+    for t in g.initializer:
+        shapes[t.name] = tuple(int(d) for d in t.dims)
+    return shapes
+
+
+def _constants(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Values of small constants, and the names of all data-independent tensors."""
+    values: dict[str, np.ndarray] = {}
+    names: set[str] = set()
+    for t in model.graph.initializer:
+        names.add(t.name)
+        if _numel(t.dims) <= SMALL_TENSOR and t.data_location != onnx.TensorProto.EXTERNAL:
+            try:
+                values[t.name] = numpy_helper.to_array(t)
+            except Exception:
+                pass  # bytes dropped or malformed: the dims are still known
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+            names.update(node.output)
+            for attr in node.attribute:
+                if attr.name == "value" and _numel(attr.t.dims) <= SMALL_TENSOR:
+                    try:
+                        values[node.output[0]] = numpy_helper.to_array(attr.t)
+                    except Exception:
+                        pass
+                elif attr.name in ("value_int", "value_ints", "value_float", "value_floats"):
+                    values[node.output[0]] = np.array(onnx.helper.get_attribute_value(attr))
+        elif node.op_type in ("Shape", "Size") or all(i in names for i in node.input if i):
+            names.update(o for o in node.output if o)
+    return values, names
+
+
+def _unknown_data_shapes(model: onnx.ModelProto, constant_names: set[str]) -> bool:
+    shapes = {v.name: _shape_of(v) for v in (*model.graph.value_info, *model.graph.output)}
+    return any(shapes.get(o) is None for n in model.graph.node for o in n.output
+               if o and o not in constant_names)
+
+
+def _fold(model: onnx.ModelProto, constants: dict[str, np.ndarray], constant_names: set[str]) -> dict[str, np.ndarray]:
+    """Evaluate data-independent nodes (shape arithmetic) whose inputs are all known."""
+    from onnx.reference import ReferenceEvaluator  # only legacy dynamic-shape exports need it
+
+    shapes = {v.name: _shape_of(v) for v in (*model.graph.input, *model.graph.value_info)}
+    known = dict(constants)
+    folded: dict[str, np.ndarray] = {}
+    opsets = list(model.opset_import)
+    for node in model.graph.node:
+        outputs = [o for o in node.output if o]
+        if not outputs or all(o in known for o in outputs) or node.op_type in _UNFOLDABLE:
+            continue
+        if node.op_type == "Shape" and shapes.get(node.input[0]) is not None:
+            shape = np.array(shapes[node.input[0]], dtype=np.int64)
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            start, end = attrs.get("start", 0), attrs.get("end", None)
+            known[outputs[0]] = folded[outputs[0]] = shape[start:end]
+            continue
+        if node.op_type == "Size" and shapes.get(node.input[0]) is not None:
+            known[outputs[0]] = folded[outputs[0]] = np.array(_numel(shapes[node.input[0]]), dtype=np.int64)
+            continue
+        ins = [i for i in node.input if i]
+        if not all(i in known for i in ins) or any(o not in constant_names for o in outputs):
+            continue
+        if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
+            continue
+        try:
+            one = onnx.helper.make_model(
+                onnx.helper.make_graph([node], "fold", [
+                    onnx.helper.make_tensor_value_info(i, onnx.helper.np_dtype_to_tensor_dtype(known[i].dtype), known[i].shape)
+                    for i in dict.fromkeys(ins)],
+                    [onnx.helper.make_empty_tensor_value_info(o) for o in outputs]),
+                opset_imports=opsets, ir_version=model.ir_version)
+            results = ReferenceEvaluator(one).run(None, {i: known[i] for i in ins})
+        except Exception:
+            continue  # not foldable here; shapes downstream may stay unknown
+        for name, value in zip(outputs, results):
+            value = np.asarray(value)
+            if value.size <= SMALL_TENSOR:
+                known[name] = folded[name] = value
+    return folded
+
+
+def _replace_with_initializers(model: onnx.ModelProto, folded: dict[str, np.ndarray]) -> None:
+    """Turn folded values into initializers and drop the nodes that computed only them."""
+    graph = model.graph
+    keep = [n for n in graph.node if not all(o in folded for o in n.output if o)]
+    del graph.node[:]
+    graph.node.extend(keep)
+    existing = {t.name for t in graph.initializer}
+    for name, value in folded.items():
+        if name not in existing:
+            graph.initializer.append(numpy_helper.from_array(value, name))
+    outputs = {o.name for o in graph.output}
+    for value in list(graph.value_info):
+        if value.name in folded and value.name not in outputs:
+            graph.value_info.remove(value)

@@ -1,0 +1,448 @@
+"""Convert a shape-inferred ONNX model into archlint's :class:`~archlint.graph.Graph`.
+
+Maps ONNX ops to the canonical vocabulary, normalizes their attributes, counts
+parameters per use, and names each layer by its PyTorch module path when the exporter
+left one (legacy ``/layer1/layer1.0/conv1/Conv`` node names, dynamo
+``pkg.torch.onnx.name_scopes`` metadata, or weight initializer names).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+import onnx
+
+from ..errors import ModelLoadError
+from ..graph import Graph, Layer, Op, Source
+from .onnx_file import LoadedOnnx
+
+__all__ = ["onnx_graph"]
+
+_ACTIVATIONS = {
+    "Relu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu",
+    "Selu", "Celu", "Gelu", "Softplus", "Softsign", "Mish", "Erf", "Exp", "Log", "Sqrt", "Abs",
+    "Neg", "Softmax", "LogSoftmax", "Cast", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
+    "ThresholdedRelu", "Shrink", "Sin", "Cos", "Swish",
+}
+_ADDS = {"Add", "Sub", "Sum"}
+_MULS = {"Mul", "Div", "Pow", "Max", "Min", "Mean"}
+_NORMS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization",
+          "GroupNormalization", "LpNormalization", "LRN", "MeanVarianceNormalization"}
+_RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile"}
+_PASS_THROUGH = {"Identity", "Dropout"}
+_PARAM_INPUTS = {
+    "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
+    "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
+    "GroupNormalization": (1, 2), "PRelu": (1,),
+}
+_MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def onnx_graph(loaded: LoadedOnnx) -> Graph:
+    """Build the layer graph of a model returned by :func:`~.onnx_file.load_onnx`."""
+    return _Builder(loaded).build()
+
+
+def _attrs(node: onnx.NodeProto) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def _as_str(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Builder:
+    def __init__(self, loaded: LoadedOnnx) -> None:
+        self.loaded = loaded
+        self.source = loaded.source
+        self.graph = Graph(model=loaded.source, format="onnx", notes=list(loaded.notes),
+                           unsupported_ops=Counter(), inputs=[], outputs=[])
+        self.producer: dict[str, tuple[str, int]] = {}
+        self.torch_package_dirs: tuple[str, ...] = ("/torch/", "\\torch\\")
+
+    # -- naming ---------------------------------------------------------------------------
+
+    def _scope(self, node: onnx.NodeProto) -> str | None:
+        """Module scope of a node: dynamo metadata first, then a legacy node name."""
+        meta = {p.key: p.value for p in node.metadata_props}
+        raw = meta.get("pkg.torch.onnx.name_scopes")
+        if raw:
+            try:
+                scopes = ast.literal_eval(raw)
+            except (ValueError, SyntaxError):
+                scopes = None
+            if isinstance(scopes, list) and len(scopes) >= 2 and all(isinstance(s, str) for s in scopes):
+                return scopes[-2]
+        name = node.name
+        if name.startswith("/"):
+            parts = [p for p in name.split("/")[1:-1] if p]
+            path = ""
+            prev = ""
+            for part in parts:
+                if prev and part.startswith(prev + "."):
+                    path += part[len(prev):]
+                else:
+                    path = f"{path}.{part}" if path else part
+                prev = part
+            return path
+        return None
+
+    def _weight_module(self, node: onnx.NodeProto, op: Op) -> str | None:
+        if op not in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR) or len(node.input) < 2:
+            return None
+        index = 0 if node.op_type == "Gemm" and node.input[0] in self.loaded.constant_names else 1
+        weight = node.input[index]
+        if weight.endswith(".weight") and _MODULE_PATH.match(weight[:-7]):
+            return weight[:-7]
+        return None
+
+    def _source_line(self, node: onnx.NodeProto) -> Source | None:
+        meta = {p.key: p.value for p in node.metadata_props}
+        trace = meta.get("pkg.torch.onnx.stack_trace")
+        if not trace:
+            return None
+        frames = [(f, int(line)) for f, line in _FRAME.findall(trace)]
+        user = [fr for fr in frames if not any(d in fr[0] for d in self.torch_package_dirs)]
+        if not user:
+            return None
+        return Source(*user[-1])
+
+    def _names(self, nodes: list[tuple[onnx.NodeProto, Op]]) -> list[tuple[str, str, Source | None]]:
+        """(name, origin, source) for each layer node, unique, in graph order."""
+        scopes = [self._scope(n) for n, _ in nodes]
+        known = {s for s in scopes if s}
+        containers = {p for s in known for p in _prefixes(s)}
+        by_scope: dict[str, set[str]] = defaultdict(set)
+        for (node, _), scope in zip(nodes, scopes):
+            if scope is not None:
+                by_scope[scope].add(node.op_type)
+        raw: list[tuple[str, str, Source | None]] = []
+        for (node, op), scope in zip(nodes, scopes):
+            module = self._weight_module(node, op)
+            if module is not None:
+                source = self._source_line(node) if scope == module else None
+                raw.append((module, "module", source))
+            elif scope is None:
+                raw.append((node.name or node.op_type, "node", None))
+            elif scope and scope not in containers and len(by_scope[scope]) == 1:
+                raw.append((scope, "module", self._source_line(node)))
+            else:
+                raw.append((f"{scope}/{node.op_type}" if scope else node.op_type, "scope",
+                            self._source_line(node)))
+        return _dedupe(raw, reserved=set(self.producer_names))
+
+    # -- building -------------------------------------------------------------------------
+
+    def build(self) -> Graph:
+        model = self.loaded.model
+        g = model.graph
+        inits = {t.name for t in g.initializer}
+        self.producer_names: list[str] = []
+        for value in g.input:
+            if value.name in inits:
+                continue
+            shape = self.loaded.shapes.get(value.name)
+            self.graph.add_node(value.name, layer=Layer(
+                name=value.name, op=Op.INPUT, source_op="input", output_shape=shape, name_origin="node"))
+            self.producer[value.name] = (value.name, 0)
+            self.producer_names.append(value.name)
+            self.graph.graph["inputs"].append(value.name)
+
+        constants = self.loaded.constant_names
+        layer_nodes: list[tuple[onnx.NodeProto, Op]] = []
+        aliases: dict[str, str] = {}
+        for node in g.node:
+            data_inputs = [i for i in node.input if i and i not in constants]
+            if not data_inputs or node.op_type in ("Shape", "Size", "Constant"):
+                continue  # data-independent: shape arithmetic or constants
+            if node.op_type in _PASS_THROUGH and node.domain in ("", "ai.onnx"):
+                aliases[node.output[0]] = aliases.get(node.input[0], node.input[0])
+                continue
+            layer_nodes.append((node, self._op(node)))
+
+        names = self._names(layer_nodes)
+        for (node, op), (name, origin, source) in zip(layer_nodes, names):
+            self._add_layer(node, op, name, origin, source, aliases)
+
+        for value in g.output:
+            src = self.producer.get(aliases.get(value.name, value.name))
+            if src is not None and src[0] not in self.graph.graph["outputs"]:
+                self.graph.graph["outputs"].append(src[0])
+        return self.graph
+
+    def _add_layer(self, node: onnx.NodeProto, op: Op, name: str, origin: str,
+                   source: Source | None, aliases: dict[str, str]) -> None:
+        constants = self.loaded.constant_names
+        shapes = self.loaded.shapes
+        data_inputs = [aliases.get(i, i) for i in node.input if i and i not in constants]
+        in_shapes = tuple(shapes.get(i) for i in data_inputs)
+        out_shape = shapes.get(node.output[0]) if node.output else None
+        fields = dict(name=name, op=op, source_op=node.op_type if node.domain in ("", "ai.onnx")
+                      else f"{node.domain}::{node.op_type}", output_shape=out_shape, input_shapes=in_shapes,
+                      name_origin=origin, source=source, param_shapes=self._param_shapes(node),
+                      comment=_comment(node), extra={"onnx_node": node.name})
+        try:
+            fields.update(self._normalize(node, op, in_shapes, out_shape))
+        except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
+            raise ModelLoadError(self.source, f"node '{node.name or node.op_type}' ({node.op_type}) "
+                                              f"has missing or invalid attributes: {exc}") from None
+        if op is Op.OTHER:
+            self.graph.graph["unsupported_ops"][fields["source_op"]] += 1
+        self.graph.add_node(name, layer=Layer(**fields))
+        for index, value in enumerate(data_inputs):
+            src = self.producer.get(value)
+            if src is None:
+                raise ModelLoadError(self.source, f"node '{node.name or node.op_type}' reads '{value}', "
+                                                  "which nothing produces")
+            if not self.graph.has_edge(src[0], name):
+                self.graph.add_edge(src[0], name, index=index, output=src[1], tensor=value)
+        for position, out in enumerate(node.output):
+            if out:
+                self.producer[out] = (name, position)
+
+    def _param_shapes(self, node: onnx.NodeProto) -> tuple[tuple[int, ...], ...]:
+        """Learned tensors used by this node (counted per use)."""
+        inits = self.loaded.initializer_shapes
+        positions = _PARAM_INPUTS.get(node.op_type)
+        if positions is None:
+            if node.op_type in _ADDS | _MULS:  # e.g. a layer-scale factor; scalars are not parameters
+                return tuple(inits[i] for i in node.input if i in inits and math.prod(inits[i]) > 1)
+            return ()
+        found = []
+        for p in positions:
+            if p < len(node.input) and node.input[p]:
+                name = node.input[p]
+                shape = inits.get(name) or (self.loaded.shapes.get(name) if name in self.loaded.constant_names else None)
+                if shape is not None and name in self.loaded.constant_names:
+                    found.append(tuple(shape))
+        return tuple(found)
+
+    # -- op mapping -----------------------------------------------------------------------
+
+    def _op(self, node: onnx.NodeProto) -> Op:
+        t = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            return Op.OTHER
+        if t == "Conv":
+            return Op.CONV
+        if t == "ConvTranspose":
+            return Op.CONV_TRANSPOSE
+        if t in ("MaxPool", "LpPool"):
+            return Op.MAX_POOL
+        if t == "AveragePool":
+            return Op.AVG_POOL
+        if t in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
+            return Op.GLOBAL_POOL
+        if t in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2") and self._reduces_all_spatial(node):
+            return Op.GLOBAL_POOL
+        if t in ("Gemm", "MatMul"):
+            weights = [i for i in node.input[:2] if i in self.loaded.constant_names]
+            return Op.LINEAR if weights else Op.MATMUL
+        if t in _ADDS:
+            return Op.ADD
+        if t in _MULS:
+            return Op.MUL
+        if t == "Concat":
+            return Op.CONCAT
+        if t in _ACTIVATIONS:
+            return Op.ACTIVATION
+        if t in _NORMS:
+            return Op.NORM
+        if t == "Flatten":
+            return Op.FLATTEN
+        if t in _RESHAPES:
+            return Op.RESHAPE
+        if t in ("Resize", "Upsample"):
+            return Op.RESIZE
+        if t == "Pad":
+            return Op.PAD
+        if t in ("Slice", "Split"):
+            return Op.SLICE
+        return Op.OTHER
+
+    def _reduces_all_spatial(self, node: onnx.NodeProto) -> bool:
+        shape = self.loaded.shapes.get(node.input[0])
+        if not shape or len(shape) < 3:
+            return False
+        axes = _attrs(node).get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            value = self.loaded.constants.get(node.input[1])
+            axes = None if value is None else [int(a) for a in np.ravel(value)]
+        if axes is None:
+            return False
+        rank = len(shape)
+        return sorted(a % rank for a in axes) == list(range(2, rank))
+
+    def _normalize(self, node: onnx.NodeProto, op: Op, in_shapes, out_shape) -> dict:
+        a = _attrs(node)
+        x = in_shapes[0] if in_shapes else None
+        if op in (Op.CONV, Op.CONV_TRANSPOSE):
+            w = self.loaded.shapes.get(node.input[1])
+            if w is None or len(w) < 3:
+                raise ValueError(f"weight '{node.input[1]}' has no known shape")
+            n = len(w) - 2
+            kernel = tuple(int(k) for k in a.get("kernel_shape", w[2:]))
+            groups = int(a.get("group", 1))
+            if groups < 1:
+                raise ValueError(f"group must be >= 1, got {groups}")
+            if op is Op.CONV:
+                cin, cout = int(w[1]) * groups, int(w[0])
+            else:
+                cin, cout = int(w[0]), int(w[1]) * groups
+            stride, dil = _ints(a.get("strides"), n, 1), _ints(a.get("dilations"), n, 1)
+            begin, end = self._pads(a, n, x, kernel, stride, dil, transpose=op is Op.CONV_TRANSPOSE)
+            return dict(kernel=kernel, stride=stride, dilation=dil, pads_begin=begin, pads_end=end,
+                        groups=groups, in_channels=cin, out_channels=cout)
+        if op in (Op.MAX_POOL, Op.AVG_POOL):
+            kernel = tuple(int(k) for k in a["kernel_shape"])
+            n = len(kernel)
+            stride, dil = _ints(a.get("strides"), n, 1), _ints(a.get("dilations"), n, 1)
+            begin, end = self._pads(a, n, x, kernel, stride, dil)
+            ch = x[1] if x and len(x) > 1 else None
+            return dict(kernel=kernel, stride=stride, dilation=dil, pads_begin=begin, pads_end=end,
+                        ceil_mode=bool(a.get("ceil_mode", 0)), in_channels=ch, out_channels=ch)
+        if op is Op.GLOBAL_POOL:
+            ch = x[1] if x and len(x) > 1 else None
+            return dict(in_channels=ch, out_channels=ch)
+        if op in (Op.LINEAR, Op.MATMUL):
+            k = self._contracted_dim(node, a, in_shapes)
+            n_out = out_shape[-1] if out_shape else None
+            return dict(in_channels=k, out_channels=n_out)
+        if op is Op.RESIZE:
+            if x and out_shape and len(x) == len(out_shape) and len(x) >= 3:
+                scales = tuple(o / i for o, i in zip(out_shape[2:], x[2:]))
+            else:
+                scales = ()
+            return dict(scales=scales, mode=_as_str(a.get("mode", "nearest")),
+                        coordinate_mode=_as_str(a.get("coordinate_transformation_mode", "half_pixel")
+                                                if node.op_type == "Resize" else "asymmetric"))
+        if op is Op.PAD:
+            return self._pad_layer(node, a, x)
+        if node.op_type == "Transpose" and x:
+            return dict(perm=tuple(int(p) for p in a.get("perm", reversed(range(len(x))))))
+        if op is Op.SLICE and node.op_type == "Slice":
+            return self._slice_layer(node, a, x)
+        return {}
+
+    def _contracted_dim(self, node, a, in_shapes) -> int | None:
+        shapes = self.loaded.shapes
+        first = shapes.get(node.input[0])
+        if first is None or not first:
+            return None
+        if node.op_type == "Gemm":
+            return int(first[0] if a.get("transA", 0) else first[-1])
+        return int(first[-1])
+
+    def _pads(self, a, n, x, kernel, stride, dil, transpose: bool = False):
+        auto = _as_str(a.get("auto_pad", "NOTSET"))
+        if auto in ("SAME_UPPER", "SAME_LOWER") and not transpose:
+            if not x or len(x) != n + 2:
+                raise ValueError("auto_pad SAME needs a known input shape")
+            begin, end = [], []
+            for size, k, s, d in zip(x[2:], kernel, stride, dil):
+                total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+                small, large = total // 2, total - total // 2
+                begin.append(small if auto == "SAME_UPPER" else large)
+                end.append(large if auto == "SAME_UPPER" else small)
+            return tuple(begin), tuple(end)
+        if auto == "VALID" or "pads" not in a:
+            return (0,) * n, (0,) * n
+        pads = [int(p) for p in a["pads"]]
+        if len(pads) != 2 * n:
+            raise ValueError(f"pads has {len(pads)} values, expected {2 * n}")
+        return tuple(pads[:n]), tuple(pads[n:])
+
+    def _pad_layer(self, node, a, x) -> dict:
+        if not x or len(x) < 3:
+            return {}
+        rank = len(x)
+        pads = a.get("pads")
+        if pads is None and len(node.input) > 1:
+            value = self.loaded.constants.get(node.input[1])
+            pads = None if value is None else [int(p) for p in np.ravel(value)]
+        if pads is None:
+            raise ValueError("pad amounts are not constant")
+        axes = list(range(rank))
+        if len(node.input) > 3 and node.input[3]:
+            value = self.loaded.constants.get(node.input[3])
+            if value is None:
+                raise ValueError("pad axes are not constant")
+            axes = [int(v) % rank for v in np.ravel(value)]
+        k = len(axes)
+        begin, end = [0] * rank, [0] * rank
+        for i, axis in enumerate(axes):
+            begin[axis], end[axis] = int(pads[i]), int(pads[i + k])
+        return dict(pads_begin=tuple(begin[2:]), pads_end=tuple(end[2:]),
+                    mode=_as_str(a.get("mode", "constant")))
+
+    def _slice_layer(self, node, a, x) -> dict:
+        if not x or len(x) < 3:
+            return {}
+        rank = len(x)
+        if "starts" in a:  # opset < 10
+            starts, ends = list(a["starts"]), list(a["ends"])
+            axes, steps = list(a.get("axes", range(len(starts)))), [1] * len(starts)
+        else:
+            vals = [self.loaded.constants.get(i) if i else None for i in list(node.input[1:5]) + [""] * 4]
+            if vals[0] is None or vals[1] is None:
+                raise ValueError("slice bounds are not constant")
+            starts, ends = [int(v) for v in np.ravel(vals[0])], [int(v) for v in np.ravel(vals[1])]
+            axes = [int(v) for v in np.ravel(vals[2])] if vals[2] is not None else list(range(len(starts)))
+            steps = [int(v) for v in np.ravel(vals[3])] if vals[3] is not None else [1] * len(starts)
+        first, step = [0] * rank, [1] * rank
+        for s, axis, st in zip(starts, axes, steps):
+            axis %= rank
+            size = x[axis]
+            if st <= 0:
+                raise ValueError("negative slice steps are not supported on feature maps")
+            s = s + size if s < 0 else s
+            first[axis], step[axis] = min(max(s, 0), size), st
+        return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
+
+
+def _comment(node: onnx.NodeProto) -> str:
+    """Author text that may carry an inline suppression: doc_string and ``archlint`` metadata."""
+    texts = [node.doc_string] + [p.value for p in node.metadata_props if p.key == "archlint"]
+    return "\n".join(t for t in texts if t and "archlint" in t)
+
+
+def _ints(value, n: int, default: int) -> tuple[int, ...]:
+    if value is None:
+        return (default,) * n
+    out = tuple(int(v) for v in value)
+    if len(out) != n:
+        raise ValueError(f"expected {n} values, got {list(out)}")
+    if any(v < 1 for v in out):
+        raise ValueError(f"values must be >= 1, got {list(out)}")
+    return out
+
+
+def _prefixes(scope: str) -> list[str]:
+    parts = scope.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _dedupe(raw: Sequence[tuple[str, str, Source | None]], reserved: set[str]):
+    """Make names unique: later repeats get ``_1``, ``_2``... as the legacy exporter does."""
+    seen = Counter(reserved)
+    taken = set(reserved) | {name for name, _, _ in raw}
+    out = []
+    for name, origin, source in raw:
+        if seen[name] == 0:
+            seen[name] = 1
+            out.append((name, origin, source))
+            continue
+        k = seen[name]
+        while f"{name}_{k}" in taken:
+            k += 1
+        seen[name] = k + 1
+        unique = f"{name}_{k}"
+        taken.add(unique)
+        out.append((unique, origin, source))
+    return out

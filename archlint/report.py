@@ -1,0 +1,191 @@
+"""The Report: what one lint run found and measured, as plain immutable data.
+
+Built by the engine from the graph, the analyses and the findings; rendered by
+``archlint.reports``. ``Report.to_dict()`` is the versioned JSON document
+(``SCHEMA_VERSION``); its layout is described in ``docs/json-schema.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "Severity", "Finding", "LayerRow", "FieldSummary", "Summary", "Report", "number"]
+
+SCHEMA_VERSION = 1
+
+
+class Severity(str, enum.Enum):
+    """How bad a finding is; ``--fail-on`` picks the lowest one that fails a run."""
+
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return ("info", "warning", "error").index(self.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One design flaw at one layer, with the numbers behind the message in ``data``."""
+
+    code: str
+    rule: str
+    severity: Severity
+    message: str
+    layer: str
+    source: str | None = None
+    fix: str | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "rule": self.rule, "severity": self.severity.value,
+                "message": self.message, "layer": self.layer, "source": self.source,
+                "fix": self.fix, "data": _plain(self.data)}
+
+
+def number(value: Fraction | int | float) -> int | float:
+    """A JSON-friendly number: integers stay exact, fractions become floats."""
+    if isinstance(value, Fraction):
+        return int(value) if value.denominator == 1 else float(value)
+    return value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, Fraction):
+        return number(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One line of the per-layer table."""
+
+    name: str
+    op: str
+    source_op: str
+    output_shape: tuple[int, ...] | None
+    macs: int
+    params: int
+    other_ops: int
+    other_category: str
+    receptive_field: tuple[Fraction, ...] | None
+    effective_stride: tuple[Fraction, ...] | None
+    effective_padding: tuple[Fraction, ...] | None
+    rf_global: bool = False
+    global_context: bool = False
+    kernel: tuple[int, ...] = ()
+    stride: tuple[int, ...] = ()
+    groups: int = 1
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        def nums(values):
+            return None if values is None else [number(v) for v in values]
+        return {"name": self.name, "op": self.op, "source_op": self.source_op,
+                "output_shape": None if self.output_shape is None else list(self.output_shape),
+                "macs": self.macs, "params": self.params,
+                "other_ops": self.other_ops, "other_ops_category": self.other_category or None,
+                "receptive_field": nums(self.receptive_field),
+                "effective_stride": None if self.rf_global else nums(self.effective_stride),
+                "effective_padding": nums(self.effective_padding),
+                "receptive_field_global": self.rf_global, "global_context": self.global_context,
+                "kernel": list(self.kernel), "stride": list(self.stride), "groups": self.groups,
+                "source": self.source}
+
+
+@dataclass(frozen=True)
+class FieldSummary:
+    """The model's summary receptive field (last feature map with spatial extent)."""
+
+    layer: str
+    size: tuple[Fraction, ...]
+    stride: tuple[Fraction, ...]
+    padding: tuple[Fraction, ...]
+    input_extent: tuple[int, ...]
+    global_context: bool = False
+
+    @property
+    def covers_input(self) -> bool:
+        return all(s >= n for s, n in zip(self.size, self.input_extent))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "size": [number(v) for v in self.size],
+                "stride": [number(v) for v in self.stride], "padding": [number(v) for v in self.padding],
+                "input_extent": list(self.input_extent), "covers_input": self.covers_input,
+                "global_context": self.global_context}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Model-wide totals."""
+
+    macs: int
+    params: int
+    other_ops: dict[str, int]
+    receptive_field: FieldSummary | None
+    inputs: dict[str, tuple[int, ...] | None]
+    outputs: dict[str, tuple[int, ...] | None]
+    layers: int
+    unsupported_ops: dict[str, int]
+    notes: tuple[str, ...]
+    macs_saved: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"macs": self.macs, "params": self.params,
+                "macs_convention": "multiply-accumulates of convolutions and matrix products "
+                                   "(torchvision GFLOPS convention; FLOPs = 2 x MACs)",
+                "other_ops": dict(self.other_ops),
+                "other_ops_convention": "one operation per output element (per window element for "
+                                        "pooling); not included in macs",
+                "macs_saved_if_fixed": self.macs_saved,
+                "receptive_field": None if self.receptive_field is None else self.receptive_field.to_dict(),
+                "inputs": {k: None if v is None else list(v) for k, v in self.inputs.items()},
+                "outputs": {k: None if v is None else list(v) for k, v in self.outputs.items()},
+                "layers": self.layers, "unsupported_ops": dict(self.unsupported_ops),
+                "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything one lint run produced for one model."""
+
+    model: str
+    format: str
+    summary: Summary
+    layers: tuple[LayerRow, ...]
+    findings: tuple[Finding, ...]
+    tool_version: str = ""
+
+    def failing(self, fail_on: Severity | str = Severity.WARNING) -> tuple[Finding, ...]:
+        """Findings at or above ``fail_on``."""
+        level = Severity(fail_on).rank
+        return tuple(f for f in self.findings if f.severity.rank >= level)
+
+    def layer(self, name: str) -> LayerRow:
+        """The table row of layer ``name``."""
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": SCHEMA_VERSION,
+                "tool": {"name": "archlint", "version": self.tool_version},
+                "model": self.model, "format": self.format,
+                "summary": self.summary.to_dict(),
+                "findings": [f.to_dict() for f in self.findings],
+                "layers": [row.to_dict() for row in self.layers]}
