@@ -23,7 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Config", "load_config", "find_config", "parse_input_shapes", "ENGINE_KEYS"]
+__all__ = ["Config", "load_config", "find_config", "config_from_mapping", "parse_input_shapes", "ENGINE_KEYS"]
 
 ENGINE_KEYS = ("select", "ignore", "fail-on", "input-shape", "per-node-ignores", "rules-path")
 
@@ -104,7 +104,7 @@ def _per_node(value: Any, where: str) -> dict[str, tuple[str, ...]]:
     raise ConfigError(f"{where}: per-node-ignores must map layer-name globs to codes")
 
 
-def _from_mapping(data: Mapping[str, Any], where: str) -> Config:
+def config_from_mapping(data: Mapping[str, Any], where: str) -> Config:
     config = Config(source=where)
     options = {}
     for key, value in data.items():
@@ -143,11 +143,11 @@ def load_config(path: str | Path) -> Config:
             section = data.get("tool", {}).get("archlint")
             if section is None and file.name != "pyproject.toml":
                 section = data.get("archlint", data)
-            return _from_mapping(section or {}, str(file))
+            return config_from_mapping(section or {}, str(file))
         parser = configparser.ConfigParser(interpolation=None)
         parser.read(file, encoding="utf-8")
         section = parser["archlint"] if parser.has_section("archlint") else {}
-        return _from_mapping(dict(section), str(file))
+        return config_from_mapping(dict(section), str(file))
     except (tomllib.TOMLDecodeError, configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: cannot parse config: {' '.join(str(exc).split())}") from None
 
