@@ -128,10 +128,22 @@ class Graph(nx.DiGraph):
         """The :class:`Layer` stored at node ``name``."""
         return self.nodes[name]["layer"]
 
+    def order(self) -> list[str]:
+        """Layer names in a deterministic topological order (ties by insertion order).
+
+        Cached until nodes or edges are added or removed.
+        """
+        key = (self.number_of_nodes(), self.number_of_edges())
+        cached = self.__dict__.get("_order")
+        if cached is None or cached[0] != key:
+            position = {n: i for i, n in enumerate(self.nodes)}
+            cached = (key, list(nx.lexicographical_topological_sort(self, key=position.__getitem__)))
+            self.__dict__["_order"] = cached
+        return cached[1]
+
     def layers(self) -> Iterator[Layer]:
-        """All layers in a deterministic topological order (ties by insertion order)."""
-        order = {n: i for i, n in enumerate(self.nodes)}
-        for name in nx.lexicographical_topological_sort(self, key=order.__getitem__):
+        """All layers in :meth:`order`."""
+        for name in self.order():
             yield self.nodes[name]["layer"]
 
     def inputs_of(self, name: str) -> list[str]:

@@ -96,6 +96,8 @@ class ReceptiveField:
 
 
 def _span(pieces: tuple[AxisField, ...], n: int) -> Fraction:
+    if len(pieces) == 1:
+        return pieces[0].size
     # The union's size is convex in x, so its maximum is at the first or last position.
     def at(x: int) -> Fraction:
         return max(p.end(x) for p in pieces) - min(p.start(x) for p in pieces) + 1

@@ -8,7 +8,6 @@ left one (legacy ``/layer1/layer1.0/conv1/Conv`` node names, dynamo
 
 from __future__ import annotations
 
-import ast
 import math
 import re
 from collections import Counter, defaultdict
@@ -41,6 +40,7 @@ _PARAM_INPUTS = {
     "GroupNormalization": (1, 2), "PRelu": (1,),
 }
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
+_SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
@@ -73,11 +73,8 @@ class _Builder:
         meta = {p.key: p.value for p in node.metadata_props}
         raw = meta.get("pkg.torch.onnx.name_scopes")
         if raw:
-            try:
-                scopes = ast.literal_eval(raw)
-            except (ValueError, SyntaxError):
-                scopes = None
-            if isinstance(scopes, list) and len(scopes) >= 2 and all(isinstance(s, str) for s in scopes):
+            scopes = _SCOPE_ITEM.findall(raw)  # a Python list literal of str; no eval needed
+            if len(scopes) >= 2:
                 return scopes[-2]
         name = node.name
         if name.startswith("/"):
