@@ -13,7 +13,10 @@ import math
 from ..errors import ShapeError
 from ..graph import Graph, Layer, Op
 
-__all__ = ["window_output_size", "check_shapes", "spatial_dims"]
+__all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims"]
+
+_SHAPE_DEPENDENT = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL,
+                              Op.LINEAR, Op.MATMUL, Op.INPUT})
 
 
 def window_output_size(size: int, kernel: int, stride: int, pad_begin: int, pad_end: int,
@@ -59,8 +62,13 @@ def _unknown_shape_cause(graph: Graph, name: str) -> str:
         current = unknown[0]
 
 
-def check_shapes(graph: Graph) -> None:
-    """Raise :class:`ShapeError` if a weighted or windowed layer has unknown or inconsistent shapes.
+def check_shapes(graph: Graph) -> list[str]:
+    """Check the shapes of every layer; return the names of layers whose shape is unknown.
+
+    Layers whose numbers depend on their shapes (convolutions, pooling, dense layers and
+    matrix products) must have known, consistent shapes, else :class:`ShapeError` is raised.
+    Other layers may have unknown shapes (data-dependent sizes after NonMaxSuppression,
+    say); they are returned so the report can say that their operation counts are missing.
 
     Examples
     --------
@@ -75,20 +83,26 @@ def check_shapes(graph: Graph) -> None:
     ...
     archlint.errors.ShapeError: m.onnx: layer 'c' (Conv): input has 4 channels, its weight expects 3
     """
+    unknown = []
     for layer in graph.layers():
-        if layer.op in (Op.INPUT, Op.OTHER) and layer.output_shape is None:
-            continue
+        needs_shape = layer.op in _SHAPE_DEPENDENT
         if layer.output_shape is None:
+            if not needs_shape:
+                unknown.append(layer.name)
+                continue
             cause = graph.layer(_unknown_shape_cause(graph, layer.name))
+            hint = (f"archlint cannot infer the output shape of '{cause.name}' ({cause.source_op}); "
+                    "record it in the model's value_info" if cause.op is Op.OTHER
+                    else "pin dynamic inputs with --input-shape")
             raise ShapeError(graph.model, f"the output shape of layer '{layer.name}' ({layer.source_op}) "
-                                          f"is unknown, starting at '{cause.name}' ({cause.source_op}); "
-                                          "pin dynamic inputs with --input-shape")
+                                          f"is unknown, starting at '{cause.name}' ({cause.source_op}); {hint}")
         if any(d < 0 for d in layer.output_shape):
             raise ShapeError(graph.model, f"layer '{layer.name}' has a negative dimension {list(layer.output_shape)}")
         if layer.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL):
             _check_window(graph, layer)
         if layer.op in (Op.LINEAR, Op.MATMUL) and layer.in_channels is None:
             raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): input shape unknown")
+    return unknown
 
 
 def _check_window(graph: Graph, layer: Layer) -> None:

@@ -123,13 +123,16 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     available = discover_rules(config.rules_paths) if rules is None else list(rules)
     enabled = selected_rules(available, config.select, config.ignore)
     options = rule_options(available, dict(config.options))
-    check_shapes(graph)
+    unknown_shapes = check_shapes(graph)
     analyses = _Analyses(graph)
     suppressions = Suppressions.build(graph, config.per_node_ignores, available)
     raw = _run_rules(graph, enabled, options, analyses)
     findings = [f for f in raw if not suppressions.suppressed(f)]
     findings.sort(key=lambda f: (f.code, f.layer))
     notes = list(graph.graph.get("notes", [])) + suppressions.unused(enabled)
+    if unknown_shapes:
+        notes.append(f"output shape unknown for {len(unknown_shapes)} layer(s) from '{unknown_shapes[0]}' on "
+                     "(data-dependent sizes); their other_ops are not counted")
     rows = _rows(graph, analyses)
     return Report(model=graph.model, format=graph.graph.get("format", ""),
                   summary=_summary(graph, analyses, rows, findings, notes),
