@@ -6,9 +6,15 @@ Rule/Option/RuleContext/Finding/Severity types, and the analysis results they qu
 
 from __future__ import annotations
 
+from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_loss_ends, border_losses,
+                              cumulative_border_losses, same_padding)
 from .analyses.macs import Cost, layer_macs
+from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField
+from .analyses.sampling import AxisCoverage, StrideStep, WindowCoverage, axis_coverage, stride_steps, window_coverage
+from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
+from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
 from .engine.config import Config
 from .engine.run import lint, lint_graph
 from .graph import POOL_OPS, SPATIAL_OPS, WEIGHTED_OPS, Graph, Layer, Op, Source
@@ -19,4 +25,9 @@ __all__ = [
     "lint", "lint_graph", "Config", "Report", "Finding", "Severity", "Rule", "Option", "RuleContext",
     "Graph", "Layer", "Op", "Source", "WEIGHTED_OPS", "POOL_OPS", "SPATIAL_OPS",
     "Cost", "layer_macs", "ReceptiveField", "AxisField", "spatial_dims", "window_output_size",
+    "BorderLoss", "BorderLossTotal", "border_loss", "border_losses", "cumulative_border_losses",
+    "border_loss_ends", "same_padding", "SeparableCost", "separable_cost",
+    "PlainChain", "plain_chains", "weighted_depths", "AxisCoverage", "WindowCoverage", "axis_coverage",
+    "window_coverage", "StrideStep", "stride_steps",
+    "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
 ]

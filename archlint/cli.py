@@ -19,7 +19,7 @@ from .report import Severity
 
 __all__ = ["main"]
 
-FORMATS = ("text", "json")
+FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 
 
 def _fail(message: str) -> "NoReturn":  # noqa: F821
@@ -64,6 +64,84 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
+def _expand(paths: tuple[str, ...]) -> list[str]:
+    """Model files: files as given, folders searched recursively for ``*.onnx``; duplicates dropped."""
+    found: list[str] = []
+    for path in paths:
+        if os.path.isdir(path):
+            inside = sorted(str(p) for p in Path(path).rglob("*.onnx") if p.is_file())
+            if not inside:
+                raise ConfigError(f"{path}: folder contains no .onnx files")
+            found.extend(inside)
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def _lint_one(model: str, config, unsafe_load_pickle: bool = False) -> tuple[str, object]:
+    """Lint one model; never raises. ``("ok", Report)``, ``("config", message)`` or ``("error", message)``.
+
+    Module-level so that worker processes can run it.
+    """
+    from .engine.run import lint
+
+    try:
+        return "ok", lint(model, config, unsafe_load_pickle=unsafe_load_pickle)
+    except ConfigError as exc:  # the same for every model: reported once
+        return "config", str(exc)
+    except ArchlintError as exc:
+        message = " ".join(str(exc).split())
+    except RecursionError:
+        message = "model graph too deeply nested to analyse"
+    except MemoryError:
+        message = "out of memory while analysing the model"
+    except Exception as exc:  # a bug in archlint
+        message = f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report it"
+    return "error", message if message.startswith(model) else f"{model}: {message}"
+
+
+def _show_progress(count: int) -> bool:
+    """A progress bar only for several models, on a terminal, outside CI."""
+    return count > 1 and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+def _lint_all(models: list[str], config, jobs: int, unsafe_load_pickle: bool = False) -> list[tuple[str, object]]:
+    """``_lint_one`` of every model, in input order; ``jobs`` > 1 uses that many processes."""
+    results: list[tuple[str, object] | None] = [None] * len(models)
+    with click.progressbar(length=len(models), label="linting", file=sys.stderr,
+                           show_pos=True) if _show_progress(len(models)) else _NoBar() as bar:
+        if jobs <= 1 or len(models) == 1:
+            for i, model in enumerate(models):
+                results[i] = _lint_one(model, config, unsafe_load_pickle)
+                bar.update(1)
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            pool = ProcessPoolExecutor(max_workers=min(jobs, len(models)))
+            try:
+                futures = {pool.submit(_lint_one, model, config, unsafe_load_pickle): i
+                           for i, model in enumerate(models)}
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update(1)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
+    return results  # type: ignore[return-value]
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
 def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     codes = tuple(c.strip() for v in values for c in v.split(",") if c.strip())
     return codes or None
@@ -75,6 +153,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Output format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.option("--layers", is_flag=True, help="Text format: also print the per-layer table.")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
+              help="Lint models in N processes (0: one per CPU).")
 @click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
               help="Pin input dimensions, e.g. 1,3,224,224 or image:1,3,224,224 (repeatable).")
 @click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL.")
@@ -87,19 +167,26 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Config file (pyproject.toml or setup.cfg); default: the nearest one.")
 @click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
 @click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR.")
+@click.option("--unsafe-load-pickle", "unsafe_load_pickle", is_flag=True,
+              help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file.")
 @click.option("--list-rules", is_flag=True, help="List the available rules and exit.")
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
 @click.version_option(__version__, prog_name="archlint")
-def cli(models, fmt, output, layers, input_shape, select, ignore, option_values, fail_on, exit_zero,
-        config_path, isolated, rules_path, list_rules, explain) -> None:
-    """Lint the architecture of CNN models (MODELS: .onnx files).
+def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_values, fail_on, exit_zero,
+        config_path, isolated, rules_path, unsafe_load_pickle, list_rules, explain) -> None:
+    """Lint the architecture of CNN models (MODELS: .onnx files or folders searched for them).
 
     Prints findings and a summary (MACs, parameters, receptive field); --layers adds the
     per-layer table. Exit code 0: clean; 1: findings at or above --fail-on; 2: error.
+
+    PyTorch models (need --input-shape unless the program fixes it): a .pt2 file saved by
+    torch.export.save, a TorchScript file (torch.jit.save), or pkg.module:factory, which
+    imports pkg.module and calls factory() -- naming it is the opt-in to running that code;
+    the factory returns an nn.Module or (module, input_shape). Whole-model pickles
+    (torch.save(model)) are refused: loading one runs code from the file.
     """
     from .engine.config import parse_input_shapes
     from .engine.registry import discover_rules
-    from .engine.run import lint
     from .reports import RENDERERS
 
     config = _load_config(config_path, isolated)
@@ -122,7 +209,17 @@ def cli(models, fmt, output, layers, input_shape, select, ignore, option_values,
         return
     if not models:
         raise click.UsageError("no model given; usage: archlint MODEL.onnx [MODEL...]")
-    reports = [lint(model, config) for model in models]
+    paths = _expand(models)
+    results = _lint_all(paths, config, jobs or os.cpu_count() or 1, unsafe_load_pickle)
+    for kind, value in results:
+        if kind == "config":
+            raise ConfigError(value)
+    errors = [value for kind, value in results if kind == "error"]
+    if errors:
+        for message in errors:
+            click.echo(f"archlint: error: {message}", err=True)
+        sys.exit(2)
+    reports = [value for _, value in results]
     text = RENDERERS[fmt](reports, show_layers=layers)
     if output:
         _write(output, text)

@@ -93,6 +93,9 @@ class Layer:
     mode: str = ""
     #: Resize: ONNX coordinate_transformation_mode ("half_pixel", "asymmetric", "align_corners"...).
     coordinate_mode: str = ""
+    #: Resize with mode "nearest": how a fractional source position is rounded
+    #: ("floor", "ceil", "round_prefer_floor", "round_prefer_ceil").
+    rounding: str = ""
     #: Slice: first index and step per spatial axis (identity where not sliced).
     starts: tuple[int, ...] = ()
     #: Transpose: output axis i takes input axis perm[i].
@@ -128,18 +131,65 @@ class Graph(nx.DiGraph):
         """The :class:`Layer` stored at node ``name``."""
         return self.nodes[name]["layer"]
 
+    # Caches of order() and inputs_of(), dropped by every method that adds or removes
+    # nodes or edges (networkx's number_of_edges() is O(edges), too slow as a cache key).
+    _CACHES = ("_order", "_inputs")
+
+    def _changed(self) -> None:
+        for name in self._CACHES:
+            self.__dict__.pop(name, None)
+
+    def add_node(self, *args, **kwargs):
+        self._changed()
+        return super().add_node(*args, **kwargs)
+
+    def add_nodes_from(self, *args, **kwargs):
+        self._changed()
+        return super().add_nodes_from(*args, **kwargs)
+
+    def remove_node(self, *args, **kwargs):
+        self._changed()
+        return super().remove_node(*args, **kwargs)
+
+    def remove_nodes_from(self, *args, **kwargs):
+        self._changed()
+        return super().remove_nodes_from(*args, **kwargs)
+
+    def add_edge(self, *args, **kwargs):
+        self._changed()
+        return super().add_edge(*args, **kwargs)
+
+    def add_edges_from(self, *args, **kwargs):
+        self._changed()
+        return super().add_edges_from(*args, **kwargs)
+
+    def remove_edge(self, *args, **kwargs):
+        self._changed()
+        return super().remove_edge(*args, **kwargs)
+
+    def remove_edges_from(self, *args, **kwargs):
+        self._changed()
+        return super().remove_edges_from(*args, **kwargs)
+
+    def clear(self):
+        self._changed()
+        return super().clear()
+
+    def clear_edges(self):
+        self._changed()
+        return super().clear_edges()
+
     def order(self) -> list[str]:
         """Layer names in a deterministic topological order (ties by insertion order).
 
         Cached until nodes or edges are added or removed.
         """
-        key = (self.number_of_nodes(), self.number_of_edges())
         cached = self.__dict__.get("_order")
-        if cached is None or cached[0] != key:
+        if cached is None:
             position = {n: i for i, n in enumerate(self.nodes)}
-            cached = (key, list(nx.lexicographical_topological_sort(self, key=position.__getitem__)))
+            cached = list(nx.lexicographical_topological_sort(self, key=position.__getitem__))
             self.__dict__["_order"] = cached
-        return cached[1]
+        return cached
 
     def layers(self) -> Iterator[Layer]:
         """All layers in :meth:`order`."""
@@ -147,9 +197,21 @@ class Graph(nx.DiGraph):
             yield self.nodes[name]["layer"]
 
     def inputs_of(self, name: str) -> list[str]:
-        """Producers of ``name`` ordered by the consumer's input position."""
-        edges = sorted(self.in_edges(name, data=True), key=lambda e: e[2].get("index", 0))
-        return [src for src, _, _ in edges]
+        """Producers of ``name`` ordered by the consumer's input position.
+
+        Built for all nodes in one pass and cached like :meth:`order`, so that analyses
+        visiting every layer stay linear in the size of the graph.
+        """
+        cached = self.__dict__.get("_inputs")
+        if cached is None:
+            table: dict[str, list[tuple[int, str]]] = {}
+            for src, dst, index in self.edges(data="index", default=0):
+                table.setdefault(dst, []).append((index, src))
+            cached = {dst: [src for _, src in sorted(pairs, key=lambda p: p[0])] for dst, pairs in table.items()}
+            self.__dict__["_inputs"] = cached
+        if name not in self._node:
+            raise nx.NetworkXError(f"The node {name} is not in the digraph.")
+        return list(cached.get(name, ()))
 
     @property
     def model(self) -> str:

@@ -143,9 +143,17 @@ class Summary:
     unsupported_ops: dict[str, int]
     notes: tuple[str, ...]
     macs_saved: int = 0
+    #: Total under the chosen counting convention: ``{"total", "unit", "include", "convention"}``
+    #: (see ``archlint.analyses.macs.Convention``); ``None`` means the headline convention.
+    count: dict[str, Any] | None = None
+    #: Baseline applied to this run: ``{"file", "baselined", "fixed": [findings]}``, or ``None``.
+    baseline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"macs": self.macs, "params": self.params,
+        count = self.count or {"total": self.macs, "unit": "macs", "include": [],
+                               "convention": "multiply-accumulates of convolutions and matrix products"}
+        return {"macs": self.macs, "params": self.params, "count": _plain(count),
+                "baseline": _plain(self.baseline),
                 "macs_convention": "multiply-accumulates of convolutions and matrix products "
                                    "(torchvision GFLOPS convention; FLOPs = 2 x MACs)",
                 "other_ops": dict(self.other_ops),
@@ -181,6 +189,12 @@ class Report:
             if row.name == name:
                 return row
         raise KeyError(name)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the HTML report (plots, findings, layer table) of this model."""
+        from .reports.html import render_html_fragment
+
+        return render_html_fragment([self], prefix=f"archlint-{id(self):x}-")
 
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION,

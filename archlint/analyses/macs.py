@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from ..graph import Graph, Layer, Op
 
-__all__ = ["Cost", "costs", "layer_macs", "OTHER_CATEGORIES"]
+__all__ = ["Cost", "costs", "layer_macs", "OTHER_CATEGORIES", "Convention", "HEADLINE", "convention_total",
+           "ActivationPeak", "peak_activation"]
 
 #: Labels of the non-headline operation counts, in report order.
 OTHER_CATEGORIES = ("bias", "pooling", "activation", "elementwise", "normalization", "resize")
@@ -92,3 +93,156 @@ def costs(graph: Graph) -> dict[str, Cost]:
         ops, category = _other(layer)
         result[layer.name] = Cost(layer_macs(layer), params, ops, category)
     return result
+
+
+# --- counting conventions ------------------------------------------------------------------
+
+#: Names accepted for the categories of ``Convention.include`` (left) -> ``OTHER_CATEGORIES``.
+_CATEGORY_ALIASES = {"bias": "bias", "pooling": "pooling", "pool": "pooling", "activation": "activation",
+                     "activations": "activation", "elementwise": "elementwise", "normalization": "normalization",
+                     "norm": "normalization", "batchnorm": "normalization", "bn": "normalization",
+                     "resize": "resize"}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How a total operation count is formed from the per-layer costs.
+
+    ``unit`` is ``"macs"`` (one per multiply-accumulate) or ``"flops"`` (two per
+    multiply-accumulate). ``include`` names the categories of ``other_ops`` added to the
+    total, one operation each (in both units): ``bias``, ``pooling``, ``activation``,
+    ``elementwise``, ``normalization`` (unfused norms only: both exporters and the PyTorch
+    frontend fold a BatchNorm that follows a conv), ``resize``. The default is the headline
+    convention: conv and matrix-product MACs only.
+
+    Examples
+    --------
+    >>> Convention.parse("flops", "bias,norm").describe()
+    'FLOPs = 2 x multiply-accumulates of convolutions and matrix products, + bias adds, normalization (1 op per element)'
+    >>> Convention.parse("macs", "").describe()
+    'multiply-accumulates of convolutions and matrix products'
+    """
+
+    unit: str = "macs"
+    include: frozenset = frozenset()
+
+    @classmethod
+    def parse(cls, unit: str = "macs", include: "str | tuple[str, ...] | list[str]" = ()) -> "Convention":
+        """A convention from user text; raises ``ValueError`` naming a bad unit or category."""
+        unit = str(unit).strip().lower()
+        if unit not in ("macs", "flops"):
+            raise ValueError(f"count unit must be macs or flops, got {unit!r}")
+        items = include.split(",") if isinstance(include, str) else list(include)
+        chosen = set()
+        for item in (i.strip().lower() for i in items):
+            if not item or item == "none":
+                continue
+            if item == "all":
+                chosen.update(OTHER_CATEGORIES)
+            elif item in _CATEGORY_ALIASES:
+                chosen.add(_CATEGORY_ALIASES[item])
+            else:
+                raise ValueError(f"unknown count category {item!r} (known: {', '.join(OTHER_CATEGORIES)}, all)")
+        return cls(unit, frozenset(chosen))
+
+    @property
+    def is_headline(self) -> bool:
+        return self.unit == "macs" and not self.include
+
+    def describe(self) -> str:
+        """One sentence naming what the total counts."""
+        base = "multiply-accumulates of convolutions and matrix products"
+        text = f"FLOPs = 2 x {base}" if self.unit == "flops" else base
+        names = {"bias": "bias adds", "pooling": "pooling (per window element)", "activation": "activations",
+                 "elementwise": "elementwise ops", "normalization": "normalization", "resize": "resize"}
+        extra = [names[c] for c in OTHER_CATEGORIES if c in self.include]
+        return text + (f", + {', '.join(extra)} (1 op per element)" if extra else "")
+
+    def to_dict(self) -> dict:
+        return {"unit": self.unit, "include": [c for c in OTHER_CATEGORIES if c in self.include],
+                "convention": self.describe()}
+
+
+#: The headline convention: conv and matrix-product MACs, nothing else.
+HEADLINE = Convention()
+
+
+def convention_total(rows, convention: Convention = HEADLINE) -> int:
+    """Total count of ``rows`` (objects with ``macs``, ``other_ops``, ``other_category``) under ``convention``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as Row
+    >>> rows = [Row(macs=100, other_ops=10, other_category="bias"), Row(macs=0, other_ops=5, other_category="activation")]
+    >>> convention_total(rows), convention_total(rows, Convention.parse("flops", "bias"))
+    (100, 210)
+    """
+    factor = 2 if convention.unit == "flops" else 1
+    total = 0
+    for row in rows:
+        total += factor * row.macs
+        if row.other_ops and row.other_category in convention.include:
+            total += row.other_ops
+    return total
+
+
+# --- activation memory ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActivationPeak:
+    """Peak activation size (elements, batch included) and where it happens.
+
+    ``elements`` is the largest sum of live activation tensors, walking the layers in the
+    graph's topological order: while a layer computes its output, that output, every
+    earlier output still read by a later layer (graph inputs included) and every graph
+    output produced so far are live. ``layer`` is the layer at the peak; ``largest`` and
+    ``largest_layer`` give the largest single activation tensor. Views (reshape, flatten)
+    count as tensors of their own; layers with unknown shapes count 0.
+    """
+
+    elements: int
+    layer: str
+    largest: int
+    largest_layer: str
+
+
+def peak_activation(graph: Graph) -> ActivationPeak:
+    """The :class:`ActivationPeak` of ``graph``.
+
+    Examples
+    --------
+    A 1x3x8x8 input, a conv to 1x4x8x8, and an add of the two convs' outputs:
+
+    >>> from archlint.graph import Graph, Layer, Op
+    >>> g = Graph()
+    >>> g.add_node("x", layer=Layer("x", Op.INPUT, "input", (1, 3, 8, 8)))
+    >>> g.add_node("a", layer=Layer("a", Op.CONV, "Conv", (1, 4, 8, 8)))
+    >>> g.add_node("b", layer=Layer("b", Op.CONV, "Conv", (1, 4, 8, 8)))
+    >>> g.add_node("s", layer=Layer("s", Op.ADD, "Add", (1, 4, 8, 8)))
+    >>> g.add_edges_from([("x", "a"), ("x", "b"), ("a", "s"), ("b", "s", {"index": 1})])
+    >>> g.graph["outputs"] = ["s"]
+    >>> peak_activation(g)  # computing s: a, b and s (256 each) are live; x (192) died after b
+    ActivationPeak(elements=768, layer='s', largest=256, largest_layer='a')
+    """
+    order = graph.order()
+    position = {name: i for i, name in enumerate(order)}
+    outputs = set(graph.graph.get("outputs", ()))
+    last_use = {}
+    for name in order:
+        readers = [position[s] for s in graph.successors(name)]
+        last_use[name] = len(order) if name in outputs else max(readers, default=position[name])
+    sizes = {}
+    for name in order:
+        shape = graph.layer(name).output_shape
+        sizes[name] = math.prod(shape) if shape and all(isinstance(d, int) and d >= 0 for d in shape) else 0
+    live: dict[str, int] = {}
+    peak, peak_layer = 0, order[0] if order else ""
+    for i, name in enumerate(order):
+        live[name] = sizes[name]
+        total = sum(live.values())
+        if total > peak:
+            peak, peak_layer = total, name
+        for done in [n for n in live if last_use[n] <= i]:
+            del live[done]
+    largest_layer = max(order, key=lambda n: sizes[n], default="")
+    return ActivationPeak(peak, peak_layer, sizes.get(largest_layer, 0), largest_layer)

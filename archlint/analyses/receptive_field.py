@@ -20,6 +20,7 @@ transposed convolutions are treated as the continuous inverse of a convolution.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -143,8 +144,13 @@ def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rec
 
 
 def _resize(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
-    """Upsampling/downsampling by interpolation: output y reads input near ``y*step + offset``."""
-    taps = {"nearest": 1, "linear": 2, "cubic": 4}.get(layer.mode, 2)
+    """Interpolation: output y reads source positions rounded from ``pos = y*step + offset``.
+
+    The read index lies in ``[pos + lo, pos + hi]`` for every y, where ``lo``/``hi`` come
+    from the rounding (floor loses up to 1 - 1/D when positions are multiples of 1/D) and
+    the taps (linear reads floor(pos) and floor(pos)+1, cubic floor(pos)-1 .. floor(pos)+2).
+    The field is the affine hull of those reads: an outer bound that holds at every phase.
+    """
     axes = []
     for axis, pieces in enumerate(field.axes):
         n_in, n_out = field.extent[axis], extent[axis]
@@ -153,10 +159,17 @@ def _resize(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rec
         else:
             step = Fraction(n_in, n_out)
             offset = (step - 1) / 2 if layer.coordinate_mode in ("half_pixel", "pytorch_half_pixel") else Fraction(0)
-        # linear reads floor(pos) and floor(pos)+1; cubic starts one pixel earlier
-        first = offset - (1 if taps == 4 else 0)
-        axes.append(tuple(AxisField(q.stride * step, q.size + (taps - 1) * q.stride,
-                                    q.padding - first * q.stride) for q in pieces))
+        grid = math.lcm(step.denominator, offset.denominator)
+        floor_loss = 1 - Fraction(1, grid)
+        if layer.mode == "nearest":
+            lo, hi = {"floor": (-floor_loss, Fraction(0)), "ceil": (Fraction(0), floor_loss)}.get(
+                layer.rounding, (Fraction(-1, 2), Fraction(1, 2)))
+        else:
+            first, last = (-1, 2) if layer.mode == "cubic" else (0, 1)
+            lo, hi = first - floor_loss, Fraction(last)
+        lo, hi = offset + lo, offset + hi
+        axes.append(tuple(AxisField(q.stride * step, q.size + (hi - lo) * q.stride,
+                                    q.padding - lo * q.stride) for q in pieces))
     return field.moved(axes, extent)
 
 

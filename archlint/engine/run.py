@@ -31,7 +31,9 @@ def rule_options(rules: Sequence[type[Rule]], given: dict[str, Any]) -> dict[str
     for rule in rules:
         values = {}
         for opt in rule.options:
-            owners.setdefault(opt.name, rule.code)
+            if owners.setdefault(opt.name, rule.code) != rule.code:
+                raise ConfigError(f"option {opt.name} is declared by both {owners[opt.name]} and {rule.code}; "
+                                  "option names must be unique across rules")
             value = opt.default
             if opt.name in given:
                 try:
@@ -139,15 +141,21 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
                   layers=tuple(rows), findings=tuple(findings), tool_version=__version__)
 
 
-def lint(model: Any, config: Config | None = None, **overrides: Any) -> Report:
-    """Lint ``model`` (an ``.onnx`` path or ``onnx.ModelProto``) and return its :class:`Report`.
+def lint(model: Any, config: Config | None = None, *, example_inputs: Any = None,
+         unsafe_load_pickle: bool = False, **overrides: Any) -> Report:
+    """Lint ``model`` and return its :class:`Report`.
 
     Parameters
     ----------
-    model : str, PathLike or onnx.ModelProto
-        The model to check.
+    model : str, PathLike, onnx.ModelProto, torch.nn.Module or torch.export.ExportedProgram
+        The model to check: an ``.onnx``, ``.pt2`` or TorchScript file, a ``pkg.module:factory``
+        reference, or an in-memory model (see :func:`archlint.frontends.load_graph`).
     config : Config, optional
         Settings; defaults to none (all rules, default options).
+    example_inputs : Tensor or tuple of Tensor, optional
+        PyTorch models: inputs whose shapes are traced (``input_shapes`` works too).
+    unsafe_load_pickle : bool
+        Allow ``torch.save(model)`` pickles, which run code from the file when loaded.
     **overrides
         Config fields to override: ``select``, ``ignore``, ``fail_on``, ``input_shapes``,
         ``options`` (dict of rule options by kebab-case name), ``per_node_ignores``,
@@ -159,5 +167,6 @@ def lint(model: Any, config: Config | None = None, **overrides: Any) -> Report:
         Unreadable model, bad configuration, or a crashed rule; ``str(error)`` is one line.
     """
     config = (config or Config()).override(**overrides)
-    graph = load_graph(model, config.input_shapes)
+    graph = load_graph(model, config.input_shapes, example_inputs=example_inputs,
+                       unsafe_load_pickle=unsafe_load_pickle)
     return lint_graph(graph, config)

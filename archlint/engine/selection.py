@@ -17,18 +17,18 @@ __all__ = ["selected_rules"]
 
 def _specificity(selector: str, rule: type[Rule]) -> int:
     """How precisely ``selector`` names ``rule``: -1 not at all, higher is more specific."""
-    if selector == "ALL":
+    if selector.upper() == "ALL":
         return 0
-    if selector == rule.code or selector == rule.name:
+    if selector.upper() == rule.code or selector == rule.name:
         return 100
-    if rule.code.startswith(selector):
+    if rule.code.startswith(selector.upper()):
         return len(selector)
     return -1
 
 
 def _check_known(selectors: Sequence[str], rules: Sequence[type[Rule]], key: str) -> None:
     for s in selectors:
-        if s != "ALL" and not any(_specificity(s, r) >= 0 for r in rules):
+        if s.upper() != "ALL" and not any(_specificity(s, r) >= 0 for r in rules):
             known = ", ".join(r.code for r in rules)
             raise ConfigError(f"{key}: {s!r} matches no rule code, prefix or name (rules: {known})")
 

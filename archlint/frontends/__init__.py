@@ -1,28 +1,76 @@
 """Frontends: read a model in some format and return an archlint Graph.
 
-``load_graph`` picks the frontend from what it is given. The ONNX path never imports torch.
+``load_graph`` picks the frontend from what it is given. The ONNX path never imports torch:
+the PyTorch frontend (``torch_module``, ``torch_files``) is imported only for a
+``torch.nn.Module`` or ``torch.export.ExportedProgram``, a ``.pt2``/``.pt``/``.pth`` file,
+or a ``pkg.module:factory`` reference.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 from typing import Any
 
 from ..errors import ModelLoadError
 from ..graph import Graph
 from .onnx_file import InputShapes
 
-__all__ = ["load_graph"]
+__all__ = ["load_graph", "is_torch_reference"]
+
+#: Suffixes read by the PyTorch frontend (torch.export archives, TorchScript, torch.save pickles).
+TORCH_SUFFIXES = (".pt2", ".pt", ".pth", ".ptl", ".torchscript")
+_FACTORY = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 
 
-def load_graph(model: Any, input_shapes: InputShapes = None) -> Graph:
-    """Graph of ``model``: a path to an ``.onnx`` file or an ``onnx.ModelProto``.
+def is_torch_reference(model: Any) -> bool:
+    """Whether ``model`` is handled by the PyTorch frontend (a torch object, file or factory)."""
+    if isinstance(model, (str, os.PathLike)):
+        text = os.fspath(model)
+        if isinstance(text, bytes):
+            return False
+        if text.lower().endswith(TORCH_SUFFIXES):
+            return True
+        return bool(_FACTORY.match(text)) and not os.path.exists(text)
+    torch = sys.modules.get("torch")  # a torch object implies torch is imported already
+    if torch is None:
+        return False
+    return isinstance(model, torch.nn.Module) or type(model).__name__ == "ExportedProgram"
+
+
+def load_graph(model: Any, input_shapes: InputShapes = None, example_inputs: Any = None,
+               unsafe_load_pickle: bool = False) -> Graph:
+    """Graph of ``model``.
+
+    Parameters
+    ----------
+    model
+        A path to an ``.onnx`` file, an ``onnx.ModelProto``, a ``torch.nn.Module``, a
+        ``torch.export.ExportedProgram``, a ``.pt2`` (torch.export) or TorchScript file, or a
+        ``pkg.module:factory`` reference (imports ``pkg.module`` and calls ``factory()``:
+        this runs that code, which is what the explicit reference asks for).
+    input_shapes
+        Pins input dimensions (a bare shape for one input, or a mapping by input name).
+    example_inputs
+        PyTorch only: a tensor or tuple of tensors whose shapes (not values) are used.
+    unsafe_load_pickle
+        PyTorch only: allow loading a full ``torch.save(model)`` pickle, which runs
+        arbitrary code from the file. Off by default.
 
     Raises
     ------
     ModelLoadError
         The model cannot be read; the message names the file and the problem.
     """
+    if is_torch_reference(model):
+        from .torch_files import load_torch
+
+        return load_torch(model, input_shapes=input_shapes, example_inputs=example_inputs,
+                          unsafe_load_pickle=unsafe_load_pickle)
+    if example_inputs is not None:
+        raise ModelLoadError(_describe(model), "example_inputs applies to PyTorch models only; "
+                                               "use input_shapes for ONNX")
     from .onnx_file import load_onnx, prepare_onnx
     from .onnx_graph import onnx_graph
 
@@ -35,4 +83,9 @@ def load_graph(model: Any, input_shapes: InputShapes = None) -> Graph:
         copy.CopyFrom(model)
         return onnx_graph(prepare_onnx(copy, f"<onnx.ModelProto {model.graph.name or 'graph'}>", input_shapes))
     raise ModelLoadError(repr(type(model).__name__),
-                         "unsupported model type: give a path to an .onnx file or an onnx.ModelProto")
+                         "unsupported model type: give a path to an .onnx, .pt2 or TorchScript file, "
+                         "an onnx.ModelProto, a torch.nn.Module or a pkg.module:factory reference")
+
+
+def _describe(model: Any) -> str:
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else f"<{type(model).__name__}>"

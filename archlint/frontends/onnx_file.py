@@ -21,6 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelLoadError, ShapeError
+from .onnx_wire import read_model
 
 __all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
 
@@ -29,6 +30,10 @@ SMALL_TENSOR = 1024
 #: Ops never folded even when all their inputs are constant.
 _UNFOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                "Multinomial", "Bernoulli", "If", "Loop", "Scan"}
+
+#: Ops whose output size is set by their input values: folded only when inference knows it is small.
+_GENERATORS = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "EyeLike",
+               "OneHot", "RandomNormal", "RandomUniform"}
 
 InputShapes = Mapping[str, Sequence[int]] | Sequence[int] | None
 
@@ -46,6 +51,8 @@ class LoadedOnnx:
     constant_names: set[str]
     initializer_shapes: dict[str, tuple[int, ...]]
     notes: list[str] = field(default_factory=list)
+    #: Bytes of embedded tensor data the parser skipped without reading (large initializers).
+    skipped_bytes: int = 0
 
 
 def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> LoadedOnnx:
@@ -67,20 +74,18 @@ def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> Load
     """
     source = str(path)
     file = Path(path)
-    if not file.exists():
-        raise ModelLoadError(source, "no such file")
-    if not file.is_file():
-        raise ModelLoadError(source, "not a regular file")
-    size = file.stat().st_size
-    if size == 0:
-        raise ModelLoadError(source, "empty file (0 bytes), not an ONNX model")
-    model = onnx.ModelProto()
     try:
-        model.ParseFromString(file.read_bytes())
-    except Exception as exc:  # protobuf raises DecodeError, or RuntimeError from C++
-        raise ModelLoadError(source, f"not a valid ONNX model (protobuf parse failed: {exc})") from None
-    _check_external_data(model, file, source)
-    return prepare_onnx(model, source, input_shapes, base_dir=file.parent)
+        if not file.exists():
+            raise ModelLoadError(source, "no such file")
+        if not file.is_file():
+            raise ModelLoadError(source, "not a regular file")
+    except (OSError, ValueError) as exc:  # unreadable folder, NUL byte in the path
+        raise ModelLoadError(source, f"cannot read the file: {exc}") from None
+    wire = read_model(file, source, keep_elements=SMALL_TENSOR)
+    _check_external_data(wire.model, file, source)
+    loaded = prepare_onnx(wire.model, source, input_shapes, base_dir=file.parent)
+    loaded.skipped_bytes = wire.skipped_bytes
+    return loaded
 
 
 def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes = None,
@@ -129,33 +134,60 @@ def _external_tensors(model: onnx.ModelProto):
                 yield attr.t
 
 
+def _expected_bytes(tensor: onnx.TensorProto) -> int | None:
+    """Bytes the data of ``tensor`` takes in an external file, if its type has a fixed size."""
+    if tensor.data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return None
+    try:
+        numel = _numel(tensor.dims)
+        bits = 8 * onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except Exception:
+        return None
+    name = onnx.TensorProto.DataType.Name(tensor.data_type)
+    if name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2"):
+        bits = 4 if "4" in name else 2
+    return -(-numel * bits // 8) if numel >= 0 else None
+
+
 def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, source: str) -> tuple[Path, int, int]:
     """Location, offset and length of an external tensor, refused if it leaves ``base_dir``."""
     info = _external_fields(tensor)
     location = info.get("location", "")
     if not location:
         raise ModelLoadError(source, f"initializer '{tensor.name}' has external data without a location")
+    if any(ord(c) < 0x20 for c in location):
+        raise ModelLoadError(source, f"external data location {location!r} of '{tensor.name}' contains "
+                                     "control characters; refused")
     rel = Path(location)
-    if rel.is_absolute() or ".." in rel.parts:
+    # backslashes too: the same file read on Windows would climb out of the folder
+    if rel.is_absolute() or ".." in rel.parts or ".." in location.replace("\\", "/").split("/") \
+            or location.startswith("\\") or (len(location) > 1 and location[1] == ":"):
         raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
                                      "points outside the model's folder; refused")
-    root = base_dir.resolve()
-    target = (base_dir / rel).resolve()
-    if root != target and root not in target.parents:
-        raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
-                                     "resolves outside the model's folder (symlink); refused")
-    if not target.is_file():
-        raise ModelLoadError(source, f"missing external data file '{location}' "
-                                     f"(needed for initializer '{tensor.name}')")
+    try:
+        root = base_dir.resolve()
+        target = (base_dir / rel).resolve()
+        if root != target and root not in target.parents:
+            raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
+                                         "resolves outside the model's folder (symlink); refused")
+        if not target.is_file():
+            raise ModelLoadError(source, f"missing external data file '{location}' "
+                                         f"(needed for initializer '{tensor.name}')")
+        file_size = target.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(source, f"cannot access external data file '{location}' of '{tensor.name}': "
+                                     f"{exc.strerror or exc}") from None
     try:
         offset = int(info.get("offset", 0))
-        length = int(info["length"]) if "length" in info else target.stat().st_size - offset
+        length = int(info["length"]) if "length" in info else file_size - offset
     except ValueError:
         raise ModelLoadError(source, f"external data of '{tensor.name}' has a non-integer offset or length") from None
-    if offset < 0 or length < 0 or offset + length > target.stat().st_size:
+    expected = _expected_bytes(tensor)
+    if offset < 0 or length < 0 or offset + length > file_size or (expected is not None and length < expected):
+        needs = max(length, expected or 0)
         raise ModelLoadError(source, f"external data file '{location}' is too short for initializer "
-                                     f"'{tensor.name}' (needs bytes {offset}..{offset + length}, "
-                                     f"has {target.stat().st_size}); truncated or mismatched")
+                                     f"'{tensor.name}' (needs bytes {offset}..{offset + needs}, "
+                                     f"has {file_size}); truncated or mismatched")
     return target, offset, length
 
 
@@ -361,6 +393,10 @@ def _fold(model: onnx.ModelProto, constants: dict[str, np.ndarray], constant_nam
         ins = [i for i in node.input if i]
         if not all(i in known for i in ins) or any(o not in constant_names for o in outputs):
             continue
+        out_shapes = [shapes.get(o) for o in outputs]
+        if any(s is not None and _numel(s) > SMALL_TENSOR for s in out_shapes) or (
+                node.op_type in _GENERATORS and any(s is None for s in out_shapes)):
+            continue  # a large (or possibly huge: ConstantOfShape of [2^20]*3) value is never a shape
         if any(attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for attr in node.attribute):
             continue
         try:

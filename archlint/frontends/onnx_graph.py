@@ -285,6 +285,8 @@ class _Builder:
                 raise ValueError(f"weight '{node.input[1]}' has no known shape")
             n = len(w) - 2
             kernel = tuple(int(k) for k in a.get("kernel_shape", w[2:]))
+            if kernel != tuple(int(k) for k in w[2:]):
+                raise ValueError(f"kernel_shape {list(kernel)} does not match the weight's kernel {list(w[2:])}")
             groups = int(a.get("group", 1))
             if groups < 1:
                 raise ValueError(f"group must be >= 1, got {groups}")
@@ -318,7 +320,9 @@ class _Builder:
                 scales = ()
             return dict(scales=scales, mode=_as_str(a.get("mode", "nearest")),
                         coordinate_mode=_as_str(a.get("coordinate_transformation_mode", "half_pixel")
-                                                if node.op_type == "Resize" else "asymmetric"))
+                                                if node.op_type == "Resize" else "asymmetric"),
+                        rounding=_as_str(a.get("nearest_mode", "round_prefer_floor")
+                                         if node.op_type == "Resize" else "floor"))
         if op is Op.PAD:
             return self._pad_layer(node, a, x)
         if node.op_type == "Transpose" and x:
@@ -338,6 +342,8 @@ class _Builder:
 
     def _pads(self, a, n, x, kernel, stride, dil, transpose: bool = False):
         auto = _as_str(a.get("auto_pad", "NOTSET"))
+        if auto not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+            raise ValueError(f"unknown auto_pad {auto!r}")
         if auto in ("SAME_UPPER", "SAME_LOWER") and not transpose:
             if not x or len(x) != n + 2:
                 raise ValueError("auto_pad SAME needs a known input shape")

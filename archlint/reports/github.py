@@ -1,0 +1,61 @@
+"""GitHub Actions workflow commands: one ``::warning file=...,line=...,title=...::message`` per finding.
+
+GitHub turns these log lines into annotations on the pull request. The file is the Python
+source that built the layer when the exporter recorded it (with its line), else the model
+file. Severity maps to ``error``, ``warning`` and ``notice``. Escaping follows GitHub's
+runner: ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ..report import Report, Severity
+from .sarif import is_file, relative_path, split_source
+
+__all__ = ["render_github", "escape_data", "escape_property", "COMMANDS"]
+
+#: Workflow command of each severity.
+COMMANDS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def escape_data(text: str) -> str:
+    """Escape a command's message (``%``, ``\\r``, ``\\n``)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """Escape a command property value (as the message, plus ``:`` and ``,``)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None) -> str:
+    """Workflow commands for every finding, then one plain summary line.
+
+    ``base`` is the folder that file paths are made relative to (default: the working
+    directory, which is the checkout in a GitHub workflow).
+    """
+    base = os.path.abspath(base or os.getcwd())
+    lines = []
+    total = 0
+    for report in reports:
+        model = relative_path(report.model, base)[0] if is_file(report.model) else report.model
+        for f in report.findings:
+            total += 1
+            props = []
+            source = split_source(f.source)
+            if source is not None:
+                props.append(f"file={escape_property(relative_path(source[0], base)[0])}")
+                if source[1] is not None:
+                    props.append(f"line={source[1]}")
+            elif is_file(report.model):
+                props.append(f"file={escape_property(model)}")
+            props.append(f"title={escape_property(f'{f.code} {f.rule}')}")
+            message = f"{f.message} (layer {f.layer} of {model})"
+            if f.fix:
+                message += f"\nFix: {f.fix}"
+            lines.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{escape_data(message)}")
+    n = len(reports)
+    lines.append(f"archlint: {total} finding{'s' if total != 1 else ''} in {n} model{'s' if n != 1 else ''}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,170 @@
+"""SARIF 2.1.0 output, for GitHub code scanning and other SARIF viewers.
+
+One run for all models. Each rule that has findings is listed once in ``tool.driver.rules``
+(id, name, descriptions and help from its docstring, default level; no ``helpUri``, since the
+rule docs ship with the tool: ``archlint --explain CODE``);
+results point to it by ``ruleId`` and ``ruleIndex``.
+
+Locations: a finding is about a layer of a model file, and sometimes also has the Python
+``file:line`` that built the layer (torch dynamo exports). The primary (first) location is
+that Python line when known, because code scanning annotates only the first location and a
+line of code is what a reviewer can change; otherwise it is the model file. The model file
+is always among the locations, with a logical location naming the layer (kind ``module``,
+the PyTorch module path). ``partialFingerprints`` hash (model, code, layer), so an alert
+survives edits that move lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path, PurePath
+from urllib.parse import quote
+
+from ..report import Finding, Report, Severity
+
+__all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS", "relative_path", "split_source", "is_file",
+           "rule_classes"]
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+#: SARIF level of each severity.
+LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
+_BASE_ID = "%SRCROOT%"
+
+
+def relative_path(path: str, base: str) -> tuple[str, bool]:
+    """``path`` as a POSIX path relative to ``base`` and whether it lies inside ``base``."""
+    full = os.path.abspath(os.path.join(base, path))
+    try:
+        rel = os.path.relpath(full, base)
+    except ValueError:  # another drive on Windows
+        return PurePath(full).as_posix(), False
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return PurePath(full).as_posix(), False
+    return PurePath(rel).as_posix(), True
+
+
+def is_file(model: str) -> bool:
+    """Whether a report's ``model`` names a file (in-memory models read ``<onnx.ModelProto ...>``)."""
+    return bool(model) and not model.startswith("<")
+
+
+def split_source(source: str | None) -> tuple[str, int | None] | None:
+    """``"path/to/model.py:28"`` -> ``("path/to/model.py", 28)``; ``None`` stays ``None``."""
+    if not source:
+        return None
+    path, sep, line = source.rpartition(":")
+    if sep and path and line.isdigit() and int(line) > 0:
+        return path, int(line)
+    return source, None
+
+
+def rule_classes() -> dict:
+    """Rule classes by code: the installed rules, then any other loaded ``Rule`` subclass."""
+    from ..rule import Rule
+
+    found: dict = {}
+    try:
+        from ..engine.registry import discover_rules
+
+        found = {r.code: r for r in discover_rules()}
+    except Exception:  # a broken plugin must not break the report; fall back to loaded classes
+        found = {}
+    stack = list(Rule.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if getattr(cls, "code", None) and cls.code not in found:
+            found[cls.code] = cls
+    return found
+
+
+def _artifact(path: str, base: str) -> dict:
+    rel, inside = relative_path(path, base)
+    if inside:
+        return {"uri": quote(rel), "uriBaseId": _BASE_ID}
+    return {"uri": Path(rel).as_uri()}
+
+
+def _descriptor(code: str, finding: Finding, cls) -> dict:
+    if cls is not None:
+        summary = cls.summary()
+        sections = cls.doc_sections()
+        body = "\n\n".join(f"{title}: {' '.join(text.split())}" for title, text in sections.items() if text)
+        markdown = "\n\n".join(f"## {title}\n{text}" for title, text in sections.items() if text)
+        name, level = cls.name, LEVELS[Severity(cls.severity)]
+    else:  # a rule no longer loadable: what the finding says about it
+        summary = body = markdown = finding.rule
+        name, level = finding.rule, LEVELS[finding.severity]
+    return {"id": code, "name": name,
+            "shortDescription": {"text": summary},
+            "fullDescription": {"text": body or summary},
+            "help": {"text": body or summary, "markdown": markdown or summary},
+            "defaultConfiguration": {"level": level}}
+
+
+def _fingerprint(model: str, finding: Finding) -> str:
+    key = "\x1f".join((model, finding.code, finding.layer))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def _result(report: Report, finding: Finding, index: int, base: str) -> dict:
+    model_uri = _artifact(report.model, base) if is_file(report.model) else None
+    logical = [{"name": finding.layer.rsplit(".", 1)[-1], "fullyQualifiedName": finding.layer,
+                "kind": "module"}]
+    model_location = {"physicalLocation": {"artifactLocation": model_uri}} if model_uri else {}
+    model_location |= {"logicalLocations": logical,
+                      "message": {"text": f"layer {finding.layer} of {relative_path(report.model, base)[0]}"}}
+    locations = [model_location]
+    source = split_source(finding.source)
+    if source is not None:
+        path, line = source
+        physical: dict = {"artifactLocation": _artifact(path, base)}
+        if line is not None:
+            physical["region"] = {"startLine": line}
+        locations.insert(0, {"physicalLocation": physical, "logicalLocations": logical,
+                             "message": {"text": f"Python code that built layer {finding.layer}"}})
+    text = finding.message + (f". Fix: {finding.fix}" if finding.fix else "")
+    return {"ruleId": finding.code, "ruleIndex": index, "level": LEVELS[finding.severity],
+            "message": {"text": text},
+            "locations": locations,
+            "partialFingerprints": {"archlint/v1": _fingerprint(relative_path(report.model, base)[0], finding)},
+            "properties": {"model": report.model, "layer": finding.layer, "severity": finding.severity.value,
+                           "fix": finding.fix, "data": finding.to_dict()["data"]}}
+
+
+def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None,
+                 rules: dict | None = None) -> str:
+    """A SARIF 2.1.0 log of all findings of ``reports``.
+
+    Parameters
+    ----------
+    reports : sequence of Report
+    show_layers : bool
+        Ignored (SARIF has no layer table).
+    base : str, optional
+        Folder that artifact URIs are relative to (``%SRCROOT%``); default: the working directory.
+    rules : dict, optional
+        Rule classes by code, for the rule descriptors; default: :func:`rule_classes`.
+    """
+    base = os.path.abspath(base or os.getcwd())
+    classes = rule_classes() if rules is None else rules
+    first: dict[str, Finding] = {}
+    for report in reports:
+        for f in report.findings:
+            first.setdefault(f.code, f)
+    codes = sorted(first)
+    index = {code: i for i, code in enumerate(codes)}
+    version = next((r.tool_version for r in reports if r.tool_version), "")
+    driver = {"name": "archlint", "rules": [_descriptor(c, first[c], classes.get(c)) for c in codes]}
+    if version:
+        driver["version"] = driver["semanticVersion"] = version
+    run = {"tool": {"driver": driver},
+           "originalUriBaseIds": {_BASE_ID: {"uri": Path(base).as_uri().rstrip("/") + "/"}},
+           "artifacts": [{"location": _artifact(r.model, base)} for r in reports if is_file(r.model)],
+           "results": [_result(r, f, index[f.code], base) for r in reports for f in r.findings],
+           "columnKind": "unicodeCodePoints"}
+    log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
+    return json.dumps(log, indent=2) + "\n"

@@ -1,0 +1,187 @@
+"""How archlint copes with huge models: embedded weights, huge node counts, huge external data.
+
+Prints, each measured in a fresh process:
+
+1. VGG-16 legacy export (~550 MB of embedded weights): ``onnx.load`` against archlint's
+   loader and against the whole ``archlint`` command: wall time and peak RSS, and ratios.
+2. A stack of N conv+relu nodes (10k and 20k): time of each phase (load -> graph ->
+   analyses and rules -> report rendering), and the 20k/10k ratio of the analysis time.
+   If ``onnx-tool`` is installed (``pip install onnx-tool``), its profile of the same
+   10k-node graph for comparison.
+3. A model whose external weights file is a 20 GB sparse file: archlint's wall time.
+
+    python bench/huge_graphs.py [--skip-vgg] [--nodes 10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+_MEASURE = r"""
+import json, resource, sys, time
+t = time.perf_counter()
+exec(sys.argv[2])
+dt = time.perf_counter() - t
+print(json.dumps({"seconds": dt, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+_PHASES = r"""
+import json, sys, time
+from archlint.engine.config import Config
+from archlint.engine.run import lint_graph
+from archlint.frontends.onnx_file import load_onnx
+from archlint.frontends.onnx_graph import onnx_graph
+from archlint.reports import RENDERERS
+t0 = time.perf_counter()
+loaded = load_onnx(sys.argv[1])
+t1 = time.perf_counter()
+graph = onnx_graph(loaded)
+t2 = time.perf_counter()
+report = lint_graph(graph, Config())
+t3 = time.perf_counter()
+text = RENDERERS["text"]([report], show_layers=True) + RENDERERS["json"]([report], show_layers=True)
+t4 = time.perf_counter()
+print(json.dumps({"load": t1 - t0, "graph": t2 - t1, "analyses": t3 - t2, "report": t4 - t3,
+                  "nodes": graph.number_of_nodes()}))
+"""
+
+_ONNX_TOOL = r"""
+import sys, time, io, contextlib, onnx_tool
+t = time.perf_counter()
+with contextlib.redirect_stdout(io.StringIO()):
+    m = onnx_tool.Model(sys.argv[1])
+    m.graph.shape_infer()
+    m.graph.profile()
+print(time.perf_counter() - t)
+"""
+
+
+def measure(code: str, path: str) -> dict:
+    """Run ``code`` (with ``P`` = path) in a fresh interpreter; wall time of ``code`` and peak RSS."""
+    out = subprocess.run([sys.executable, "-c", _MEASURE, path, f"P = sys.argv[1]\n{code}"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def conv_stack(path: Path, convs: int, channels: int = 8, size: int = 16) -> Path:
+    """``convs`` 3x3 convs (own weights, padding 1), each followed by a Relu: 2 x ``convs`` nodes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = np.zeros((channels, channels, 3, 3), np.float32)
+    nodes, inits = [], []
+    prev = "x"
+    for i in range(convs):
+        inits.append(numpy_helper.from_array(weight, f"conv{i}.weight"))
+        nodes.append(helper.make_node("Conv", [prev, f"conv{i}.weight"], [f"c{i}"], name=f"/conv{i}/Conv",
+                                      kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"/relu{i}/Relu"))
+        prev = f"r{i}"
+    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                             [1, channels, size, size])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, path)
+    return path
+
+
+def phases(path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PHASES, str(path)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_vgg() -> None:
+    sys.path.insert(0, str(HERE))
+    from _models import exported
+
+    path = str(exported("vgg16", "legacy"))
+    size_mb = os.path.getsize(path) / 2**20
+    base = measure("import onnx; onnx.load(P)", path)
+    ours = measure("from archlint.frontends.onnx_file import load_onnx; load_onnx(P)", path)
+    full = measure("from archlint.engine.run import lint; lint(P)", path)
+    imports = measure("import onnx, archlint.engine.run", path)
+    print(f"VGG-16 legacy export, {size_mb:.0f} MB with embedded weights:")
+    print(f"  onnx.load                 {base['seconds']:.3f} s  peak {base['peak_mb']:.0f} MB")
+    print(f"  archlint load_onnx        {ours['seconds']:.3f} s  peak {ours['peak_mb']:.0f} MB")
+    print(f"  archlint lint (all)       {full['seconds']:.3f} s  peak {full['peak_mb']:.0f} MB")
+    print(f"  (python + imports alone:  peak {imports['peak_mb']:.0f} MB)")
+    print(f"  ratio load_onnx / onnx.load: time {ours['seconds'] / base['seconds']:.3f}, "
+          f"peak memory {ours['peak_mb'] / base['peak_mb']:.3f}; full lint / onnx.load: time "
+          f"{full['seconds'] / base['seconds']:.3f}, peak memory {full['peak_mb'] / base['peak_mb']:.3f}")
+
+
+def bench_stack(nodes: int, folder: Path) -> None:
+    results = {}
+    for n in (nodes, 2 * nodes):
+        path = conv_stack(folder / f"stack{n}.onnx", n // 2)
+        results[n] = phases(path)
+        r = results[n]
+        print(f"conv stack, {n} nodes ({r['nodes']} layers): load {r['load']:.3f} s, graph {r['graph']:.3f} s, "
+              f"analyses+rules {r['analyses']:.3f} s, report {r['report']:.3f} s; after loading "
+              f"{r['graph'] + r['analyses'] + r['report']:.3f} s")
+    a, b = results[nodes], results[2 * nodes]
+    after = lambda r: r["graph"] + r["analyses"] + r["report"]  # noqa: E731
+    print(f"  time({2 * nodes}) / time({nodes}) after loading: {after(b) / after(a):.2f} "
+          f"(linear = 2); loading: {b['load'] / a['load']:.2f}")
+    try:
+        import onnx_tool  # noqa: F401
+    except ImportError:
+        print("  onnx-tool not installed; skipping the comparison")
+        return
+    out = subprocess.run([sys.executable, "-c", _ONNX_TOOL, str(folder / f"stack{nodes}.onnx")],
+                         capture_output=True, text=True)
+    if out.returncode == 0:
+        t = float(out.stdout.strip().splitlines()[-1])
+        total = a["load"] + after(a)
+        print(f"  onnx-tool load+shape_infer+profile on {nodes} nodes: {t:.3f} s; archlint load..report "
+              f"{total:.3f} s (ratio archlint/onnx-tool {total / t:.2f})")
+    else:
+        print(f"  onnx-tool failed: {out.stderr.strip().splitlines()[-1:]}")
+
+
+def bench_sparse(folder: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    data = folder / "weights.bin"
+    with open(data, "wb") as fh:
+        fh.truncate(20 * 2**30)  # sparse: takes no disk space
+    w = helper.make_tensor("w", TensorProto.FLOAT, [2**20, 5 * 2**10 // 4 * 4, 1, 1], vals=[])
+    w.ClearField("float_data")
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in (("location", "weights.bin"), ("offset", "0"), ("length", str(20 * 2**30))):
+        w.external_data.add(key=k, value=v)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[1, 1])], "big",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5 * 2**10, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    path = folder / "big.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    r = measure("from archlint.engine.run import lint; lint(P)", str(path))
+    print(f"20 GB sparse external weights file: archlint lint {r['seconds']:.3f} s, peak {r['peak_mb']:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=10000)
+    parser.add_argument("--skip-vgg", action="store_true")
+    args = parser.parse_args()
+    if not args.skip_vgg:
+        bench_vgg()
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_stack(args.nodes, Path(tmp))
+        bench_sparse(Path(tmp))
+
+
+if __name__ == "__main__":
+    main()

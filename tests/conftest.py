@@ -1,0 +1,203 @@
+"""Shared test helpers: quiet torch exports, a session cache of exported torchvision models,
+and the fixture models of ``fixtures/specs/core.py``.
+
+Exporting the six torchvision reference models with both exporters takes one to two
+minutes, so each is exported at most once per session, and only when a test asks for it.
+Set ``ARCHLINT_TEST_CACHE=/some/dir`` to keep the exports between sessions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import logging
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS = ROOT / "fixtures" / "models"
+SPECS = ROOT / "fixtures" / "specs"
+
+_TORCHVISION_LIB = []  # keeps the torchvision schema Library alive for the whole session
+
+
+def import_torchvision():
+    """``torchvision`` with its C ops replaced by schemas (the CPU wheel cannot load them)."""
+    torch = pytest.importorskip("torch")
+    if "torchvision" not in sys.modules and not _TORCHVISION_LIB:
+        lib = torch.library.Library("torchvision", "DEF")
+        lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _TORCHVISION_LIB.append(lib)
+    return pytest.importorskip("torchvision")
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence the exporters' warnings, log lines and progress prints."""
+    logging.getLogger("torch").setLevel(logging.ERROR)
+    logging.getLogger("onnxscript").setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
+def export(module, x, path: Path, exporter: str, **kwargs) -> Path:
+    """Export ``module`` on example input ``x`` to ``path`` with the ``legacy`` or ``dynamo`` exporter."""
+    import torch
+
+    module.eval()
+    with quiet():
+        if exporter == "legacy":
+            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17,
+                              input_names=["x"], **kwargs)
+        else:
+            Path(f"{path}.data").unlink(missing_ok=True)
+            torch.onnx.export(module, (x,), str(path), dynamo=True, external_data=True,
+                              input_names=["x"], **kwargs)
+    return path
+
+
+def load_specs():
+    """The ``MODELS`` dict of ``fixtures/specs/core.py`` (builders of the core fixtures)."""
+    spec = importlib.util.spec_from_file_location("fixture_specs_core_for_tests", SPECS / "core.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fixture_path(name: str) -> Path:
+    """A committed fixture model; skips the test if it has not been built."""
+    path = MODELS / name
+    if not path.exists():
+        pytest.skip(f"fixture {name} not built; run python fixtures/build_fixtures.py")
+    return path
+
+
+def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """The real ``archlint`` command line in a fresh interpreter."""
+    return subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+# --- torchvision reference models ------------------------------------------------------
+
+#: name -> (constructor kwargs, input size, torchvision's published GFLOPS as printed)
+ZOO = {
+    "resnet50": ({}, 224, "4.089"),
+    "vgg16": ({}, 224, "15.47"),
+    "mobilenet_v2": ({}, 224, "0.301"),
+    "densenet121": ({}, 224, "2.834"),
+    "efficientnet_b0": ({}, 224, "0.386"),
+    "inception_v3": ({"init_weights": False, "aux_logits": False}, 299, "5.713"),
+}
+
+
+@dataclass
+class ZooModel:
+    """One exported torchvision model plus what torch itself says about it."""
+
+    name: str
+    published_gflops: str
+    paths: dict[str, Path]
+    #: module path (``layer1.0.conv1``) -> FLOPs counted by FlopCounterMode
+    flops: dict[str, int]
+    total_flops: int
+    #: conv/linear module path -> weight.numel()
+    weights: dict[str, int]
+    #: conv/linear module path -> module
+    modules: dict = field(default_factory=dict, repr=False)
+
+
+class Zoo:
+    """Exports each torchvision model on first request, then serves it from the cache."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.models: dict[str, ZooModel] = {}
+
+    def __getitem__(self, name: str) -> ZooModel:
+        if name not in self.models:
+            self.models[name] = self._build(name)
+        return self.models[name]
+
+    def _build(self, name: str) -> ZooModel:
+        torchvision = import_torchvision()
+        import torch
+        from torch.utils.flop_counter import FlopCounterMode
+
+        kwargs, size, published = ZOO[name]
+        torch.manual_seed(0)
+        model = getattr(torchvision.models, name)(**kwargs).eval()
+        x = torch.randn(1, 3, size, size)
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(x)
+        flops = {}
+        for key, per_op in counter.get_flop_counts().items():
+            if key == "Global":
+                continue
+            # keys are the class name of the root, then the module path: "ResNet.layer1.0.conv1"
+            _, _, path = key.partition(".")
+            if path:
+                flops[path] = sum(per_op.values())
+        weighted = {n: m for n, m in model.named_modules()
+                    if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+        paths = {}
+        for exporter in ("legacy", "dynamo"):
+            path = self.folder / f"{name}_{exporter}.onnx"
+            if not path.exists():
+                export(model, x, path, exporter)
+            paths[exporter] = path
+        return ZooModel(name, published, paths, flops, counter.get_total_flops(),
+                        {n: m.weight.numel() for n, m in weighted.items()}, weighted)
+
+
+@pytest.fixture(scope="session")
+def zoo(tmp_path_factory) -> Zoo:
+    cache = os.environ.get("ARCHLINT_TEST_CACHE")
+    folder = Path(cache) if cache else tmp_path_factory.mktemp("zoo")
+    folder.mkdir(parents=True, exist_ok=True)
+    return Zoo(folder)
+
+
+@pytest.fixture(scope="session")
+def specs():
+    """The core fixture spec module (builders and the torch modules behind the fixtures)."""
+    return load_specs()
+
+
+# --- hand-built ONNX models -----------------------------------------------------------------
+
+def make_model(nodes, inputs, outputs, initializers=(), opset=17, domains=()):
+    """An ONNX model from onnx.helper pieces; ``inputs``/``outputs`` map name -> shape (None: unknown)."""
+    from onnx import TensorProto, helper
+
+    def value(name, shape):
+        return helper.make_tensor_value_info(name, TensorProto.FLOAT, shape)
+
+    graph = helper.make_graph(list(nodes), "test", [value(n, s) for n, s in inputs.items()],
+                              [value(n, s) for n, s in outputs.items()], list(initializers))
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, 1) for d in domains]
+    return helper.make_model(graph, opset_imports=opsets)
+
+
+def weight(name, shape, value=0.1):
+    """A constant float initializer."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.full(shape, value, dtype=np.float32), name)
+
+
+def save(model, path: Path) -> Path:
+    import onnx
+
+    onnx.save(model, str(path))
+    return path

@@ -1,0 +1,1 @@
+"""An example third-party archlint plugin: one rule family (XP1xx) behind one entry point."""

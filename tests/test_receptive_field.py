@@ -1,0 +1,275 @@
+"""Receptive fields against independent numbers: the literature, hand derivation, and gradients.
+
+Convention (Araujo, Norris & Sim, Distill 2019): along one axis, output position ``x`` sees
+input pixels ``[x*stride - padding, x*stride - padding + size - 1]``.
+"""
+
+from __future__ import annotations
+
+import copy
+from fractions import Fraction
+
+import pytest
+
+import archlint
+
+from conftest import export, fixture_path, load_specs
+
+F = Fraction
+
+
+def _by_op(report, op):
+    """Rows of one op kind in topological order (unnamed merge layers are found this way)."""
+    return [row for row in report.layers if row.op == op]
+
+
+def _field(row):
+    return tuple(row.receptive_field), tuple(row.effective_stride), tuple(row.effective_padding)
+
+
+# --- literature -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_vgg16_pool5_field_matches_araujo_et_al(zoo, exporter):
+    pytest.importorskip("torch")
+    report = archlint.lint(zoo["vgg16"].paths[exporter])
+    pool5 = report.layer("features.30")  # the fifth MaxPool2d of torchvision's VGG-16
+    assert pool5.op == "max_pool"
+    assert _field(pool5) == ((212, 212), (32, 32), (90, 90))
+
+
+# --- hand-derived fields of the core fixtures -----------------------------------------------
+
+# (size, stride, padding) per axis (H, W), derived by hand in fixtures/specs/core.py
+CHAIN = {
+    "conv1": ((3, 3), (1, 1), (1, 1)),
+    "conv2": ((5, 5), (2, 2), (2, 2)),
+    "pool": ((7, 7), (4, 4), (2, 2)),
+    "conv3": ((23, 23), (4, 4), (10, 10)),  # dilation 2
+    "conv4": ((31, 23), (8, 4), (14, 10)),  # kernel (3, 1), stride (2, 1): per axis
+}
+BRANCHES = {
+    "stem": ((3, 3), (1, 1), (1, 1)),
+    "conv_a": ((5, 5), (1, 1), (1, 1)),     # padded after only: sees [x-1, x+3]
+    "conv_b": ((5, 5), (1, 1), (3, 3)),     # padded before only: sees [x-3, x+1]
+    "short": ((7, 7), (2, 2), (3, 3)),
+    "deep1": ((9, 9), (2, 2), (4, 4)),
+    "deep2": ((13, 13), (2, 2), (6, 6)),
+    "narrow": ((13, 13), (2, 2), (6, 6)),
+    "wide": ((21, 21), (2, 2), (10, 10)),
+    "head": ((21, 21), (2, 2), (10, 10)),
+}
+BRANCH_MERGES = {  # op -> fields of its layers in order
+    "add": [((7, 7), (1, 1), (3, 3)),       # union [x-3, x+3] of two 5-wide windows
+            ((13, 13), (2, 2), (6, 6))],    # shallow branch inside the deep one
+    "concat": [((21, 21), (2, 2), (10, 10))],
+}
+UPDOWN = {
+    "up0": ((2, 2), (F(1, 2), F(1, 2)), (F(1, 2), F(1, 2))),  # transposed conv k3 s2 p1 on the input
+    "conv1": ((3, 3), (1, 1), (1, 1)),
+    "conv2": ((5, 5), (2, 2), (2, 2)),
+    "up1": ((6, 6), (1, 1), (3, 3)),        # transposed conv k2 s2: 5 + (2-1)*2/2
+    "conv3": ((8, 8), (1, 1), (4, 4)),
+    "conv4": ((10, 10), (2, 2), (5, 5)),
+    # nearest x2 (asymmetric, floor): output y reads conv4 position floor(y/2), whose field
+    # starts at 2*floor(y/2) - 5: y - 5 for even y, y - 6 for odd y, and is 10 wide; the
+    # hull over both phases is [y - 6, y + 4]: size 11, stride 1, padding 6
+    "up2": ((11, 11), (1, 1), (6, 6)),
+    "head": ((11, 11), (1, 1), (6, 6)),
+}
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_chain_fields_follow_kernel_stride_dilation_and_pooling(exporter):
+    report = archlint.lint(fixture_path(f"core_chain_{exporter}.onnx"))
+    for name, expected in CHAIN.items():
+        assert _field(report.layer(name)) == expected, name
+    summary = report.summary.receptive_field
+    assert (summary.size, summary.stride, summary.padding) == CHAIN["conv4"]
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_global_pooling_makes_the_field_global(exporter):
+    report = archlint.lint(fixture_path(f"core_chain_{exporter}.onnx"))
+    doc = report.to_dict()
+    rows = {row["name"]: row for row in doc["layers"]}
+    for name in ("gap", "fc"):
+        assert rows[name]["receptive_field_global"] is True
+        assert rows[name]["effective_stride"] is None
+        # a global field spans at least the whole 32x32 input
+        assert all(s >= 32 for s in rows[name]["receptive_field"])
+    assert rows["conv4"]["receptive_field_global"] is False
+    assert doc["summary"]["receptive_field"]["layer"] != "gap"
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_branch_fields_are_the_union_of_aligned_paths(exporter):
+    report = archlint.lint(fixture_path(f"core_branches_{exporter}.onnx"))
+    for name, expected in BRANCHES.items():
+        assert _field(report.layer(name)) == expected, name
+    for op, fields in BRANCH_MERGES.items():
+        assert [_field(row) for row in _by_op(report, op)] == fields, op
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_transposed_conv_and_upsampling_give_fractional_strides(exporter):
+    report = archlint.lint(fixture_path(f"core_updown_{exporter}.onnx"))
+    for name, expected in UPDOWN.items():
+        assert _field(report.layer(name)) == expected, name
+    up0 = {row["name"]: row for row in report.to_dict()["layers"]}["up0"]
+    assert up0["effective_stride"] == [0.5, 0.5] and up0["effective_padding"] == [0.5, 0.5]
+
+
+def test_asymmetric_padding_and_non_square_windows_are_tracked_per_axis():
+    report = archlint.lint(fixture_path("core_asym_pad.onnx"))
+    # conv: kernel (3, 5), strides (1, 2), pads begin (0, 1); pool k2 s2 padded on top only
+    assert _field(report.layer("conv")) == ((3, 5), (1, 2), (0, 1))
+    assert _field(report.layer("pool")) == ((4, 7), (2, 4), (1, 1))
+    assert report.layer("conv").output_shape == (1, 4, 32, 16)
+    assert report.layer("pool").output_shape == (1, 4, 16, 8)
+
+
+# --- gradient-based check ------------------------------------------------------------------
+
+def _positive_copy(module):
+    """All weights positive, biases zero, MaxPool -> AvgPool of the same geometry."""
+    import torch
+    from torch import nn
+
+    module = copy.deepcopy(module).eval()
+    for name, child in list(module.named_modules()):
+        for attr, sub in list(child.named_children()):
+            if isinstance(sub, nn.MaxPool2d):
+                setattr(child, attr, nn.AvgPool2d(sub.kernel_size, sub.stride, sub.padding,
+                                                  ceil_mode=sub.ceil_mode, count_include_pad=True))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p_name, param in module.named_parameters():
+            if p_name.endswith("bias"):
+                param.zero_()
+            else:
+                param.copy_(torch.rand(param.shape, generator=gen) + 0.1)
+    return module
+
+
+def _gradient_support(module, size, layer, position):
+    """Per axis (first, last) input pixel with nonzero d output[layer][:, :, y, x] / d input."""
+    import torch
+
+    captured = {}
+    target = dict(module.named_modules())[layer]
+    handle = target.register_forward_hook(lambda m, i, o: captured.setdefault("out", o))
+    x = torch.full((1, 3, size, size), 10.0, requires_grad=True)
+    module(x)
+    handle.remove()
+    out = captured["out"]
+    out[0, :, position[0], position[1]].sum().backward()
+    grad = x.grad.abs().sum(dim=(0, 1))
+    support = []
+    for axis in (0, 1):
+        nz = grad.sum(dim=1 - axis).nonzero().flatten().tolist()
+        assert nz, f"{layer}: no gradient reaches the input"
+        support.append((nz[0], nz[-1]))
+    return support, tuple(out.shape[2:])
+
+
+def _check_against_gradient(report, module, layers, size=96):
+    positive = _positive_copy(module)
+    for layer in layers:
+        row = report.layer(layer)
+        # probe a few positions around the centre so that several phases are covered
+        _, extent = _gradient_support(positive, size, layer, (0, 0))
+        for dy, dx in ((0, 0), (1, 1), (1, 2)):
+            pos = (extent[0] // 2 + dy, extent[1] // 2 + dx)
+            support, _ = _gradient_support(positive, size, layer, pos)
+            for axis, (first, last) in enumerate(support):
+                assert 0 < first and last < size - 1, "probe too close to the border; enlarge the input"
+                start = pos[axis] * row.effective_stride[axis] - row.effective_padding[axis]
+                assert (first, last - first + 1) == (start, row.receptive_field[axis]), \
+                    f"{layer} axis {axis} at {pos}: gradient sees [{first}, {last}], archlint " \
+                    f"start {start} size {row.receptive_field[axis]}"
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_chain_fields_equal_the_gradient_support(exporter):
+    pytest.importorskip("torch")
+    report = archlint.lint(fixture_path(f"core_chain_{exporter}.onnx"))
+    _check_against_gradient(report, load_specs().chain_module(), list(CHAIN))
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_multi_path_fields_equal_the_gradient_support(exporter):
+    pytest.importorskip("torch")
+    report = archlint.lint(fixture_path(f"core_branches_{exporter}.onnx"))
+    # ``head`` sits after an add of unequal-depth branches, which sits after an add of
+    # mirrored asymmetric paddings, and after a concat: every merge must take the union
+    _check_against_gradient(report, load_specs().branches_module(), list(BRANCHES))
+
+
+def test_integer_stride_layers_after_transposed_convs_equal_the_gradient_support():
+    pytest.importorskip("torch")
+    report = archlint.lint(fixture_path("core_updown_legacy.onnx"))
+    _check_against_gradient(report, load_specs().updown_module(), ["conv1", "conv2"])
+
+
+def test_pooled_and_dilated_branches_equal_the_gradient_support(tmp_path):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    class Pooled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+            self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+            self.proj = nn.Conv2d(3, 4, 1)
+            self.dil = nn.Conv2d(4, 4, 3, padding=3, dilation=3)
+            self.rect = nn.Conv2d(4, 4, (1, 5), stride=(3, 1), padding=(0, 2))
+            self.out = nn.Conv2d(4, 4, 1)
+
+        def forward(self, x):
+            y = torch.relu(self.conv(x)) + self.proj(self.pool(x))
+            y = self.dil(y)
+            return self.out(self.rect(y) * 2)
+
+    module = Pooled()
+    path = export(module, torch.randn(1, 3, 96, 96), tmp_path / "pooled.onnx", "legacy")
+    report = archlint.lint(path)
+    assert _field(report.layer("proj")) == ((3, 3), (2, 2), (1, 1))
+    assert _field(report.layer("dil")) == ((15, 15), (2, 2), (7, 7))
+    assert _field(report.layer("rect")) == ((15, 23), (6, 2), (7, 11))
+    _check_against_gradient(report, module, ["conv", "proj", "dil", "rect", "out"])
+
+
+def _check_contains_gradient_support(report, module, layers, size=96):
+    """Fractional strides: the field may over-approximate but must contain what each position sees."""
+    positive = _positive_copy(module)
+    for layer in layers:
+        row = report.layer(layer)
+        _, extent = _gradient_support(positive, size, layer, (0, 0))
+        for o in range(extent[0] // 2, extent[0] // 2 + 4):  # every phase of a x2 or x4 upsampling
+            support, _ = _gradient_support(positive, size, layer, (o, o))
+            for axis, (first, last) in enumerate(support):
+                assert 0 < first and last < size - 1, "probe too close to the border; enlarge the input"
+                start = o * row.effective_stride[axis] - row.effective_padding[axis]
+                end = start + row.receptive_field[axis] - 1
+                assert start <= first and last <= end, \
+                    f"{layer} axis {axis} at {o}: gradient sees [{first}, {last}], archlint [{start}, {end}]"
+
+
+def test_fields_after_transposed_convs_contain_the_gradient_support_at_every_phase():
+    pytest.importorskip("torch")
+    report = archlint.lint(fixture_path("core_updown_legacy.onnx"))
+    _check_contains_gradient_support(report, load_specs().updown_module(), ["up1", "conv3", "conv4", "up2", "head"])
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_upsampling_field_contains_the_gradient_support_at_every_phase(tmp_path, mode):
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    module = nn.Sequential()
+    module.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
+    module.add_module("up", nn.Upsample(scale_factor=2, mode=mode))
+    module.add_module("out", nn.Conv2d(4, 2, 1))
+    path = export(module, torch.randn(1, 3, 48, 48), tmp_path / "up.onnx", "legacy")
+    _check_contains_gradient_support(archlint.lint(path), module, ["up"])

@@ -1,0 +1,179 @@
+"""AL2xx (stride): window coverage and stride steps by hand and brute force, the rules, torchvision models."""
+
+from __future__ import annotations
+
+import random
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+
+from archlint.analyses.receptive_field import receptive_fields
+from archlint.analyses.shapes import window_output_size
+from archlint.api import (Config, Graph, Layer, Op, axis_coverage, lint, stride_steps, weighted_depths,
+                          window_coverage)
+from archlint.rules.stride import (AggressiveStrideStep, EarlyDownsampling, StrideSkipsInput,
+                                   WindowMissesInputEdge, get_rules)
+
+from conftest import export, fixture_path, import_torchvision
+
+EXTRA_MODELS = ("resnet18", "mobilenet_v3_large")
+
+
+def torchvision_paths(zoo, name: str) -> list[Path]:
+    """Both exports of a zoo model, or (for the extras) the dynamo export, cached in the zoo folder."""
+    if name not in EXTRA_MODELS:
+        return list(zoo[name].paths.values())
+    path = zoo.folder / f"{name}_dynamo.onnx"
+    if not path.exists():
+        torchvision = import_torchvision()
+        import torch
+
+        torch.manual_seed(0)
+        export(getattr(torchvision.models, name)().eval(), torch.randn(1, 3, 224, 224), path, "dynamo")
+    return [path]
+
+
+def _brute_force(n, k, s, p, d, windows):
+    """(read, gap, edge) by listing every tap of every window, and of windows continued to the end."""
+    taps = lambda ws: {w * s - p + j * d for w in ws for j in range(k)} & set(range(n))  # noqa: E731
+    read = taps(range(windows))
+    continued = taps(w for w in range(windows + n + p) if w < windows or w * s - p <= n - 1)
+    return len(read), n - len(continued), len(continued) - len(read)
+
+
+def test_axis_coverage_matches_brute_force():
+    rng = random.Random(3)
+    tried = 0
+    while tried < 3000:
+        n, k, s, p, d = rng.randint(1, 40), rng.randint(1, 6), rng.randint(1, 6), rng.randint(0, 5), rng.randint(1, 3)
+        windows = window_output_size(n, k, s, p, rng.randint(0, 5), d, ceil_mode=rng.random() < 0.3)
+        if windows <= 0:
+            continue
+        tried += 1
+        cov = axis_coverage(n, k, s, p, d, windows)
+        assert (cov.read, cov.gap, cov.edge) == _brute_force(n, k, s, p, d, windows), (n, k, s, p, d, windows)
+        assert cov.size == n == cov.read + cov.gap + cov.edge
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    # 1x1/2 on 56 (ResNet layer2.0.downsample.0): even positions only
+    ((56, 1, 2, 0, 1, 28), (28, 28, 0)),
+    # 3x3/2 pad 0 on 224: 111 windows reach 222; a 112th (start 222) would read 223
+    ((224, 3, 2, 0, 1, 111), (223, 0, 1)),
+    # 3x3/2 pad 1 on 224: 112 windows, the last reads 221..223
+    ((224, 3, 2, 1, 1, 112), (224, 0, 0)),
+    # 7x7/2 pad 3 on 224 (ResNet stem): all read
+    ((224, 7, 2, 3, 1, 112), (224, 0, 0)),
+    # 3x3 dilation 2 stride 2 pad 2 on 32: taps 2w-2, 2w, 2w+2 -> evens
+    ((32, 3, 2, 2, 2, 16), (16, 16, 0)),
+    # 2x2/3 pool on 12: windows at 0, 3, 6, 9 read 0,1,3,4,6,7,9,10
+    ((12, 2, 3, 0, 1, 4), (8, 4, 0)),
+])
+def test_axis_coverage_by_hand(args, expected):
+    cov = axis_coverage(*args)
+    assert (cov.read, cov.gap, cov.edge) == expected
+
+
+def test_window_coverage_combines_axes_exactly():
+    conv = Layer("c", Op.CONV, "Conv", (1, 4, 15, 28), ((1, 4, 32, 56),), kernel=(3, 1), stride=(2, 2),
+                 pads_begin=(0, 0), pads_end=(0, 0), dilation=(1, 1))
+    cov = window_coverage(conv)
+    # H: 3x/2 on 32 reads 0..30 (31, edge 1); W: 1x/2 on 56 reads the 28 evens (gap 28)
+    assert [(a.read, a.gap, a.edge) for a in cov.axes] == [(31, 0, 1), (28, 28, 0)]
+    assert (cov.positions, cov.read, cov.unread) == (32 * 56, 31 * 28, 32 * 56 - 31 * 28)
+    assert cov.unread_fraction == Fraction(32 * 56 - 31 * 28, 32 * 56)
+    assert window_coverage(Layer("r", Op.ACTIVATION, "Relu", (1, 4, 8, 8), ((1, 4, 8, 8),))) is None
+
+
+def test_window_coverage_is_fast_on_long_axes():
+    conv = Layer("c", Op.CONV, "Conv", (1, 1, 500_000), ((1, 1, 1_000_000),), kernel=(1,), stride=(2,),
+                 pads_begin=(0,), pads_end=(0,), dilation=(1,))
+    start = time.perf_counter()
+    cov = window_coverage(conv)
+    assert (cov.read, cov.unread_fraction) == (500_000, Fraction(1, 2))
+    assert time.perf_counter() - start < 0.5
+
+
+def _chain_graph(*layers: Layer) -> Graph:
+    g = Graph(model="hand-built", inputs=["x"], outputs=[layers[-1].name], unsupported_ops={})
+    g.add_node("x", layer=Layer("x", Op.INPUT, "input", layers[0].input_shapes[0]))
+    prev = "x"
+    for layer in layers:
+        g.add_node(layer.name, layer=layer)
+        g.add_edge(prev, layer.name, index=0)
+        prev = layer.name
+    return g
+
+
+def _window(name, op, n_in, n_out, k, s, p=0, c=4):
+    return Layer(name, op, op.value, (1, c, n_out, n_out), ((1, c, n_in, n_in),), kernel=(k, k), stride=(s, s),
+                 pads_begin=(p, p), pads_end=(p, p), dilation=(1, 1), in_channels=c, out_channels=c)
+
+
+def test_stride_steps_follow_effective_stride_and_skip_global_layers():
+    g = _chain_graph(_window("conv", Op.CONV, 64, 32, 3, 2, 1), _window("pool", Op.MAX_POOL, 32, 8, 4, 4),
+                     Layer("gap", Op.GLOBAL_POOL, "GlobalAveragePool", (1, 4, 1, 1), ((1, 4, 8, 8),)),
+                     Layer("flat", Op.FLATTEN, "Flatten", (1, 4), ((1, 4, 1, 1),)))
+    steps = stride_steps(g, receptive_fields(g))
+    assert steps["conv"].factor == (2, 2) and steps["conv"].after == (2, 2)
+    assert steps["pool"].before == (2, 2) and steps["pool"].factor == (4, 4) and steps["pool"].after == (8, 8)
+    assert steps["pool"].extent == (8, 8)
+    assert "gap" not in steps and "flat" not in steps
+    assert weighted_depths(g) == {"x": 0, "conv": 1, "pool": 1, "gap": 1, "flat": 1}
+
+
+def test_rules_metadata():
+    assert get_rules() == [StrideSkipsInput, WindowMissesInputEdge, AggressiveStrideStep, EarlyDownsampling]
+    assert [(r.code, r.name) for r in get_rules()] == [
+        ("AL201", "stride-skips-input"), ("AL202", "window-misses-input-edge"),
+        ("AL203", "aggressive-stride-step"), ("AL204", "early-downsampling")]
+    defaults = {o.name: o.default for r in get_rules() for o in r.options}
+    assert defaults == {"max-unread-fraction": 0.0, "max-edge-unread": 0, "max-layer-stride": 3,
+                        "max-stem-stride": 4, "stem-depth": 2}
+
+
+def test_stride_skips_input_message_and_data():
+    report = lint(str(fixture_path("resnet_downsample_legacy.onnx")), Config(select=("AL201",)))
+    (finding,) = report.findings
+    assert finding.layer == "block.downsample"
+    assert "3/4" in finding.message and "768 of 1024" in finding.message and "(0.75/0.0)" in finding.message
+    assert finding.data["unread_fraction"] == Fraction(3, 4)
+    assert "ResNet-D" in finding.fix
+
+
+def test_edge_message_shows_unread_positions_against_limit():
+    report = lint(str(fixture_path("edge_unread_legacy.onnx")), Config(select=("AL202",)))
+    down = next(f for f in report.findings if f.layer == "down")
+    assert "32x32 input" in down.message and "(1/0)" in down.message
+
+
+def test_global_pool_written_as_window_is_not_an_aggressive_step():
+    from archlint.api import lint_graph
+
+    g = _chain_graph(_window("conv", Op.CONV, 8, 8, 3, 1, 1), _window("pool", Op.AVG_POOL, 8, 1, 8, 8))
+    report = lint_graph(g, Config(select=("AL203",)), rules=get_rules())
+    assert report.findings == ()
+
+
+# torchvision at 224x224. ResNet-18/50 (v1.5: the stride sits in the 3x3 conv) project the
+# shortcut of layer2.0, layer3.0 and layer4.0 with a 1x1 stride-2 conv on 56, 28 and 14
+# positions per axis: half the rows and half the columns are read, 3/4 of positions unread.
+# Every other strided window in these models is 3x3 or larger with stride 2 and padding
+# (k-1)/2 on even sizes, so it reads everything; no layer steps by more than 2; the stems
+# reach at most stride 4 after one conv (ResNet, DenseNet: 7x7/2 + 3x3/2 pool).
+RESNET_AL201 = [("layer2.0.downsample.0", 56 * 56), ("layer3.0.downsample.0", 28 * 28),
+                ("layer4.0.downsample.0", 14 * 14)]
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2",
+                                  "mobilenet_v3_large", "efficientnet_b0"])
+def test_torchvision_models(zoo, name):
+    for path in torchvision_paths(zoo, name):
+        report = lint(str(path), Config(select=("AL2",)))
+        found = [(f.code, f.layer, f.data.get("positions"), f.data.get("unread_fraction")) for f in report.findings]
+        if name.startswith("resnet"):
+            assert found == [("AL201", layer, n, 0.75) for layer, n in RESNET_AL201], path.name
+        else:
+            assert found == [], path.name
