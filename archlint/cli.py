@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -22,7 +23,7 @@ __all__ = ["main"]
 FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 
 
-def _fail(message: str) -> "NoReturn":  # noqa: F821
+def _fail(message: str) -> NoReturn:
     click.echo(f"archlint: error: {' '.join(str(message).split())}", err=True)
     sys.exit(2)
 
@@ -147,6 +148,56 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return codes or None
 
 
+#: Budget flags -> rule options (AL6xx); each off unless given.
+_BUDGETS = (("max_macs", "max-macs", "N", "Budget: largest headline MAC count, e.g. 4.5G (AL601)."),
+            ("max_params", "max-params", "N", "Budget: largest parameter count, e.g. 30M (AL602)."),
+            ("max_peak_activation", "max-peak-activation", "N",
+             "Budget: largest sum of live activation elements, e.g. 2M (AL603)."),
+            ("min_receptive_field", "min-receptive-field", "SHARE",
+             "Budget: smallest summary receptive field as a share of the input, e.g. 50% (AL604)."),
+            ("max_macs_increase", "max-macs-increase", "SHARE",
+             "Budget: largest MAC growth over the baseline or BASE, e.g. 5% (AL605)."))
+
+
+def _review_options(command):
+    """Budget and counting-convention flags, shared by the check and diff commands."""
+    for dest, name, metavar, text in reversed(_BUDGETS):
+        command = click.option(f"--{name}", dest, metavar=metavar, default=None, help=text)(command)
+    command = click.option("--count-include", "count_include", metavar="KINDS", default=None,
+                           help="Add to the count: bias, norm, activation, pooling, elementwise, resize, "
+                                "all (comma-separated).")(command)
+    command = click.option("--count", "count_unit", type=click.Choice(["macs", "flops"]), default=None,
+                           help="Unit of summary.count: macs (default) or flops (= 2 x MACs).")(command)
+    return command
+
+
+def _budget_values(review: dict) -> dict[str, str]:
+    return {name: review[dest] for dest, name, _, _ in _BUDGETS if review.get(dest) is not None}
+
+
+def _convention(review: dict):
+    """The counting convention asked for, or None for the headline one."""
+    if review.get("count_unit") is None and review.get("count_include") is None:
+        return None
+    from .analyses.macs import Convention
+
+    try:
+        return Convention.parse(review.get("count_unit") or "macs", review.get("count_include") or "")
+    except ValueError as exc:
+        raise ConfigError(f"--count/--count-include: {exc}") from None
+
+
+def _with_convention(report, convention):
+    if convention is None:
+        return report
+    report = report.with_count(convention)
+    count = report.summary.count
+    from dataclasses import replace
+
+    note = f"count: {count['total']:,} ({count['convention']})"
+    return replace(report, summary=replace(report.summary, notes=report.summary.notes + (note,)))
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("models", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
@@ -171,9 +222,14 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
               help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file.")
 @click.option("--list-rules", is_flag=True, help="List the available rules and exit.")
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
+@click.option("--baseline", "baseline_path", metavar="REPORT.json",
+              help="Silence the findings this earlier JSON report holds; only new ones count.")
+@click.option("--write-baseline", "write_baseline", metavar="FILE",
+              help="Also write the JSON report (all findings) to FILE, for --baseline later.")
+@_review_options
 @click.version_option(__version__, prog_name="archlint")
 def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_values, fail_on, exit_zero,
-        config_path, isolated, rules_path, unsafe_load_pickle, list_rules, explain) -> None:
+        config_path, isolated, rules_path, unsafe_load_pickle, list_rules, explain, **review) -> None:
     """Lint the architecture of CNN models (MODELS: .onnx files or folders searched for them).
 
     Prints findings and a summary (MACs, parameters, receptive field); --layers adds the
@@ -191,10 +247,12 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
 
     config = _load_config(config_path, isolated)
     config = config.override(
-        select=_split(select), ignore=_split(ignore), options=_parse_options(option_values) or None,
+        select=_split(select), ignore=_split(ignore),
+        options={**_parse_options(option_values), **_budget_values(review)} or None,
         fail_on=Severity(fail_on) if fail_on else None,
         input_shapes=parse_input_shapes(input_shape) if input_shape else None,
         rules_paths=(config.rules_paths + tuple(rules_path)) if rules_path else None)
+    convention = _convention(review)
     if list_rules or explain:
         from .reports.rules import render_rule, render_rule_list
 
@@ -210,6 +268,13 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
     if not models:
         raise click.UsageError("no model given; usage: archlint MODEL.onnx [MODEL...]")
     paths = _expand(models)
+    baselines = None
+    if review.get("baseline_path"):
+        from .engine.baseline import load_baseline
+
+        baselines = [load_baseline(review["baseline_path"], p) for p in paths]
+        if len(paths) == 1 and baselines[0].macs is not None and "baseline-macs" not in config.options:
+            config = config.override(options={"baseline-macs": baselines[0].macs})
     results = _lint_all(paths, config, jobs or os.cpu_count() or 1, unsafe_load_pickle)
     for kind, value in results:
         if kind == "config":
@@ -219,7 +284,13 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
         for message in errors:
             click.echo(f"archlint: error: {message}", err=True)
         sys.exit(2)
-    reports = [value for _, value in results]
+    reports = [_with_convention(value, convention) for _, value in results]
+    if review.get("write_baseline"):
+        _write(review["write_baseline"], RENDERERS["json"](reports))
+    if baselines is not None:
+        from .engine.baseline import apply_baseline
+
+        reports = [apply_baseline(r, b) for r, b in zip(reports, baselines)]
     text = RENDERERS[fmt](reports, show_layers=layers)
     if output:
         _write(output, text)
@@ -229,10 +300,85 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
     sys.exit(1 if failing and not exit_zero else 0)
 
 
+@click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("base")
+@click.argument("head")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--output", "-o", metavar="FILE", help="Write the diff to FILE instead of stdout.")
+@click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
+              help="Pin input dimensions of both models (repeatable).")
+@click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL.")
+@click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip.")
+@click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option.")
+@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
+              help="Lowest severity of a NEW finding that makes the exit code 1 [default: warning].")
+@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are new findings.")
+@click.option("--config", "config_path", metavar="FILE", help="Config file; default: the nearest one.")
+@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
+@click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR.")
+@click.option("--unsafe-load-pickle", "unsafe_load_pickle", is_flag=True,
+              help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file.")
+@_review_options
+def diff_cli(base, head, fmt, output, input_shape, select, ignore, option_values, fail_on, exit_zero,
+             config_path, isolated, rules_path, unsafe_load_pickle, **review) -> None:
+    """Compare two models (BASE, HEAD: anything the check command accepts).
+
+    Prints totals before/after (MACs, params, receptive field, output shape), layers added,
+    removed and changed (matched by module path), and findings new/fixed/unchanged.
+    Exit code 0: no new finding at or above --fail-on; 1: new findings; 2: error.
+    """
+    from .diff import diff_models
+    from .engine.config import parse_input_shapes
+    from .reports.diff import DIFF_RENDERERS
+
+    config = _load_config(config_path, isolated)
+    config = config.override(
+        select=_split(select), ignore=_split(ignore),
+        options={**_parse_options(option_values), **_budget_values(review)} or None,
+        fail_on=Severity(fail_on) if fail_on else None,
+        input_shapes=parse_input_shapes(input_shape) if input_shape else None,
+        rules_paths=(config.rules_paths + tuple(rules_path)) if rules_path else None)
+    convention = _convention(review)
+    for model in (base, head):
+        if not os.path.exists(model) and ":" not in model:
+            raise ConfigError(f"{model}: no such file")
+    result = diff_models(base, head, config, unsafe_load_pickle=unsafe_load_pickle)
+    if convention is not None:
+        from dataclasses import replace
+
+        result = replace(result, base=_with_convention(result.base, convention),
+                         head=_with_convention(result.head, convention))
+    text = DIFF_RENDERERS[fmt](result)
+    if output:
+        _write(output, text)
+    else:
+        click.echo(text, nl=False)
+    sys.exit(1 if result.failing(config.fail_on) and not exit_zero else 0)
+
+
+class _DefaultGroup(click.Group):
+    """A group whose first argument, unless it names a subcommand, belongs to the ``check`` command."""
+
+    def parse_args(self, ctx, args):
+        if not args or args[0] not in self.commands:
+            args = ["check", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def app() -> None:
+    """archlint: architecture linter for CNNs. ``archlint MODEL...`` checks models; ``archlint diff BASE HEAD``."""
+
+
+app.add_command(cli, "check")
+app.add_command(diff_cli, "diff")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every error into one line and exit 2."""
     try:
-        cli.main(args=argv, prog_name="archlint", standalone_mode=False)
+        app.main(args=argv, prog_name="archlint", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

@@ -131,87 +131,37 @@ class Graph(nx.DiGraph):
         """The :class:`Layer` stored at node ``name``."""
         return self.nodes[name]["layer"]
 
-    # Caches of order() and inputs_of(), dropped by every method that adds or removes
-    # nodes or edges (networkx's number_of_edges() is O(edges), too slow as a cache key).
-    _CACHES = ("_order", "_inputs")
+    # order(), layers() and inputs_of() are cached once the graph is frozen (``nx.freeze``,
+    # done by the frontends and by the engine before any analysis): a frozen graph cannot
+    # change, so the caches never go stale. Unfrozen graphs (being built) compute afresh.
 
-    def _changed(self) -> None:
-        for name in self._CACHES:
-            self.__dict__.pop(name, None)
-
-    def add_node(self, *args, **kwargs):
-        self._changed()
-        return super().add_node(*args, **kwargs)
-
-    def add_nodes_from(self, *args, **kwargs):
-        self._changed()
-        return super().add_nodes_from(*args, **kwargs)
-
-    def remove_node(self, *args, **kwargs):
-        self._changed()
-        return super().remove_node(*args, **kwargs)
-
-    def remove_nodes_from(self, *args, **kwargs):
-        self._changed()
-        return super().remove_nodes_from(*args, **kwargs)
-
-    def add_edge(self, *args, **kwargs):
-        self._changed()
-        return super().add_edge(*args, **kwargs)
-
-    def add_edges_from(self, *args, **kwargs):
-        self._changed()
-        return super().add_edges_from(*args, **kwargs)
-
-    def remove_edge(self, *args, **kwargs):
-        self._changed()
-        return super().remove_edge(*args, **kwargs)
-
-    def remove_edges_from(self, *args, **kwargs):
-        self._changed()
-        return super().remove_edges_from(*args, **kwargs)
-
-    def clear(self):
-        self._changed()
-        return super().clear()
-
-    def clear_edges(self):
-        self._changed()
-        return super().clear_edges()
+    def _cached(self, key: str, compute):
+        if not nx.is_frozen(self):
+            return compute()
+        value = self.__dict__.get(key)
+        if value is None:
+            value = self.__dict__[key] = compute()
+        return value
 
     def order(self) -> list[str]:
-        """Layer names in a deterministic topological order (ties by insertion order).
-
-        Cached until nodes or edges are added or removed.
-        """
-        cached = self.__dict__.get("_order")
-        if cached is None:
+        """Layer names in a deterministic topological order (ties by insertion order)."""
+        def compute() -> list[str]:
             position = {n: i for i, n in enumerate(self.nodes)}
-            cached = list(nx.lexicographical_topological_sort(self, key=position.__getitem__))
-            self.__dict__["_order"] = cached
-        return cached
+            return list(nx.lexicographical_topological_sort(self, key=position.__getitem__))
+        return self._cached("_order", compute)
 
     def layers(self) -> Iterator[Layer]:
         """All layers in :meth:`order`."""
-        for name in self.order():
-            yield self.nodes[name]["layer"]
+        return iter(self._cached("_layers", lambda: [self._node[n]["layer"] for n in self.order()]))
 
     def inputs_of(self, name: str) -> list[str]:
-        """Producers of ``name`` ordered by the consumer's input position.
-
-        Built for all nodes in one pass and cached like :meth:`order`, so that analyses
-        visiting every layer stay linear in the size of the graph.
-        """
-        cached = self.__dict__.get("_inputs")
-        if cached is None:
-            table: dict[str, list[tuple[int, str]]] = {}
-            for src, dst, index in self.edges(data="index", default=0):
-                table.setdefault(dst, []).append((index, src))
-            cached = {dst: [src for _, src in sorted(pairs, key=lambda p: p[0])] for dst, pairs in table.items()}
-            self.__dict__["_inputs"] = cached
-        if name not in self._node:
-            raise nx.NetworkXError(f"The node {name} is not in the digraph.")
-        return list(cached.get(name, ()))
+        """Producers of ``name`` ordered by the consumer's input position."""
+        if not nx.is_frozen(self):
+            return [src for src, _ in sorted(self._pred[name].items(), key=lambda e: e[1].get("index", 0))]
+        table = self._cached("_inputs", lambda: {
+            dst: [src for src, _ in sorted(preds.items(), key=lambda e: e[1].get("index", 0))]
+            for dst, preds in self._pred.items()})
+        return list(table[name])
 
     @property
     def model(self) -> str:

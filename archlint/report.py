@@ -196,6 +196,15 @@ class Report:
 
         return render_html_fragment([self], prefix=f"archlint-{id(self):x}-")
 
+    def with_count(self, convention) -> "Report":
+        """This report with ``summary.count`` under ``convention`` (``archlint.analyses.macs.Convention``)."""
+        from dataclasses import replace
+
+        from .analyses.macs import convention_total
+
+        count = {"total": convention_total(self.layers, convention), **convention.to_dict()}
+        return replace(self, summary=replace(self.summary, count=count))
+
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": SCHEMA_VERSION,
                 "tool": {"name": "archlint", "version": self.tool_version},

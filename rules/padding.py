@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import (Finding, Graph, Op, Option, Rule, RuleContext, Severity, border_loss_ends,
-                          border_losses, cumulative_border_losses)
+from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, border_loss_ends
 
 __all__ = ["UnpaddedShrinkingWindow", "CumulativeBorderLoss", "get_rules"]
 
@@ -76,7 +75,7 @@ class UnpaddedShrinkingWindow(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         pools = ctx.options["flag-unpadded-pools"]
-        for name, loss in border_losses(graph, ctx.receptive_fields).items():
+        for name, loss in ctx.analysis("border_losses").items():
             layer = graph.layer(name)
             if layer.op is not Op.CONV and not pools:
                 continue
@@ -138,7 +137,7 @@ class CumulativeBorderLoss(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-border-loss"]
-        cumulative = cumulative_border_losses(graph, ctx.receptive_fields)
+        cumulative = ctx.analysis("cumulative_border_losses")
         for name in border_loss_ends(graph, cumulative):
             total = cumulative[name]
             fraction = total.fraction

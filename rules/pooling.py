@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, flattened_dense_heads,
-                          input_coverage, window_coverage)
+                          input_coverage)
 
 __all__ = ["FlattenedMapIntoDense", "PoolSkipsInput", "ReceptiveFieldMissesInput", "get_rules"]
 
@@ -122,7 +122,7 @@ class PoolSkipsInput(Rule):
         for layer in graph.layers():
             if layer.op not in POOL_OPS:
                 continue
-            coverage = window_coverage(layer)
+            coverage = ctx.analysis("window_coverages")[layer.name]
             if coverage is None or not any(axis.gap for axis in coverage.axes):
                 continue
             share = coverage.unread_fraction

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import (Finding, Graph, Op, Option, Rule, RuleContext, Severity, stride_steps,
-                          weighted_depths, window_coverage)
+from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, weighted_depths
 
 
 def _dims(values) -> str:
@@ -60,7 +59,7 @@ class StrideSkipsInput(Rule):
         for layer in graph.layers():
             if layer.op is not Op.CONV:
                 continue
-            coverage = window_coverage(layer)
+            coverage = ctx.analysis("window_coverages")[layer.name]
             if coverage is None or not any(axis.gap for axis in coverage.axes):
                 continue
             fraction = coverage.unread_fraction
@@ -123,7 +122,7 @@ class WindowMissesInputEdge(Rule):
         for layer in graph.layers():
             if layer.op not in (Op.CONV, Op.MAX_POOL, Op.AVG_POOL):
                 continue
-            coverage = window_coverage(layer)
+            coverage = ctx.analysis("window_coverages")[layer.name]
             if coverage is None:
                 continue
             edges = [axis.edge for axis in coverage.axes]
@@ -183,7 +182,7 @@ class AggressiveStrideStep(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-layer-stride"]
-        for name, step in stride_steps(graph, ctx.receptive_fields).items():
+        for name, step in ctx.analysis("stride_steps").items():
             flagged = [f for f, n in zip(step.factor, step.extent) if f > limit and n > 1]
             if not flagged:
                 continue
@@ -243,7 +242,7 @@ class EarlyDownsampling(Rule):
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, stem = ctx.options["max-stem-stride"], ctx.options["stem-depth"]
         depths = weighted_depths(graph)
-        for name, step in stride_steps(graph, ctx.receptive_fields).items():
+        for name, step in ctx.analysis("stride_steps").items():
             if depths[name] > stem:
                 continue
             rising = [s for f, s in zip(step.factor, step.after) if f > 1 and s > limit]

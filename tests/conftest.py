@@ -201,3 +201,26 @@ def save(model, path: Path) -> Path:
 
     onnx.save(model, str(path))
     return path
+
+
+#: Downsampling blocks of torchvision ResNet-50 (the first block of each of these stages).
+RESNET_DOWNSAMPLING_BLOCKS = ("layer2", "layer3", "layer4")
+
+
+@pytest.fixture(scope="session")
+def resnet_stride_in_1x1(zoo):
+    """ResNet-50 vs the original paper's variant (stride 2 in each downsampling block's first 1x1
+    instead of its 3x3): (base dynamo export, variant legacy export, base module, variant module)."""
+    tv = import_torchvision()
+    import torch
+
+    base = zoo["resnet50"]
+    torch.manual_seed(0)
+    head = tv.models.resnet50().eval()
+    for name in RESNET_DOWNSAMPLING_BLOCKS:
+        block = getattr(head, name)[0]
+        block.conv1.stride, block.conv2.stride = (2, 2), (1, 1)
+    path = zoo.folder / "resnet50_stride_in_1x1_legacy.onnx"
+    if not path.exists():
+        export(head, torch.randn(1, 3, 224, 224), path, "legacy")
+    return base.paths["dynamo"], path, tv.models.resnet50().eval(), head

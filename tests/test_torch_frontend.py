@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import io
 import pickle
 import subprocess
 import sys

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
@@ -81,12 +82,12 @@ class BorderLossTotal:
     input_size: tuple[int, ...]
     layers: tuple[str, ...]
 
-    @property
+    @cached_property
     def fractions(self) -> tuple[Fraction, ...]:
         """Loss as a fraction of the input size, per axis."""
         return tuple(Fraction(p) / n for p, n in zip(self.pixels, self.input_size))
 
-    @property
+    @cached_property
     def fraction(self) -> Fraction:
         """Largest per-axis fraction (0 without spatial axes)."""
         return max(self.fractions, default=Fraction(0))
@@ -169,11 +170,12 @@ def border_losses(graph: Graph, fields: Mapping[str, ReceptiveField | None] | No
     return result
 
 
-def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField | None]
-                             ) -> dict[str, BorderLossTotal | None]:
+def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField | None],
+                             own: Mapping[str, BorderLoss] | None = None) -> dict[str, BorderLossTotal | None]:
     """Border loss accumulated up to every layer; ``None`` where the map is not spatial or unknown.
 
     Where paths meet, the lossiest one (largest fraction, then most pixels) is followed.
+    ``own`` is :func:`border_losses` of the graph, computed here if not given.
 
     Examples
     --------
@@ -194,7 +196,8 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
     >>> [int(p) for p in total.pixels], total.input_size, float(total.fraction), len(total.layers)
     ([10, 10], (32, 32), 0.3125, 5)
     """
-    own = border_losses(graph, fields)
+    if own is None:
+        own = border_losses(graph, fields)
     result: dict[str, BorderLossTotal | None] = {}
     for layer in graph.layers():
         field = fields.get(layer.name)

@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from fractions import Fraction
 
 from ..graph import Graph, Layer, Op
-from .shapes import spatial_dims
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field"]
 
@@ -35,11 +35,15 @@ _GLOBALIZING = {Op.GLOBAL_POOL, Op.FLATTEN, Op.LINEAR, Op.MATMUL}
 
 @dataclass(frozen=True, order=True)
 class AxisField:
-    """One affine piece of a receptive field along one axis (sizes in input pixels)."""
+    """One affine piece of a receptive field along one axis (sizes in input pixels).
 
-    stride: Fraction
-    size: Fraction
-    padding: Fraction
+    Values are exact: ``int`` while only integer strides are involved, ``Fraction`` after
+    upsampling or transposed convolutions.
+    """
+
+    stride: int | Fraction
+    size: int | Fraction
+    padding: int | Fraction
 
     def start(self, x: int) -> Fraction:
         """First input pixel seen by output position ``x`` (negative: padding)."""
@@ -69,17 +73,17 @@ class ReceptiveField:
     is_global: bool = False
     global_context: bool = False
 
-    @property
+    @cached_property
     def size(self) -> tuple[Fraction, ...]:
         """Largest span of input pixels seen by one output position, per axis."""
         return tuple(_span(pieces, n) for pieces, n in zip(self.axes, self.extent))
 
-    @property
+    @cached_property
     def stride(self) -> tuple[Fraction, ...]:
         """Effective stride per axis (of the coarsest piece where pieces differ)."""
         return tuple(max(p.stride for p in pieces) for pieces in self.axes)
 
-    @property
+    @cached_property
     def padding(self) -> tuple[Fraction, ...]:
         """Effective padding per axis: how far output 0's field starts before pixel 0."""
         return tuple(max(p.padding for p in pieces) for pieces in self.axes)
@@ -124,7 +128,7 @@ def _globalize(field: ReceptiveField) -> ReceptiveField:
     for pieces, n in zip(field.axes, field.extent):
         start = min(p.start(0) for p in pieces)
         end = max(p.end(max(n - 1, 0)) for p in pieces)
-        axes.append((AxisField(Fraction(0), end - start + 1, -start),))
+        axes.append((AxisField(0, end - start + 1, -start),))
     return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, field.global_context)
 
 
@@ -135,7 +139,7 @@ def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rec
         d, p = layer.dilation[axis], layer.pads_begin[axis]
         reach = d * (k - 1)
         if layer.op is Op.CONV_TRANSPOSE:
-            axes.append(tuple(AxisField(q.stride / s, q.size + Fraction(reach, s) * q.stride,
+            axes.append(tuple(AxisField(Fraction(q.stride) / s, q.size + Fraction(reach, s) * q.stride,
                                         q.padding + Fraction(reach - p, s) * q.stride) for q in pieces))
         else:
             axes.append(tuple(AxisField(q.stride * s, q.size + reach * q.stride,
@@ -229,7 +233,7 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     op, out = layer.op, layer.output_shape
     if op is Op.INPUT:
         positions = _standard(out)
-        one = AxisField(Fraction(1), Fraction(1), Fraction(0))
+        one = AxisField(1, 1, 0)  # ints stay ints until a resize or transposed conv
         return ReceptiveField(tuple((one,) for _ in positions), _extent_at(out, positions), positions) \
             if positions else None
     if not inputs or any(f is None for f in inputs):

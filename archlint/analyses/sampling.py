@@ -170,6 +170,13 @@ class StrideStep:
     extent: tuple[int, ...]
 
 
+def _ratio(num, den) -> int | Fraction:
+    """``num / den`` exactly: an int when it divides (the common case), else a Fraction."""
+    if isinstance(num, int) and isinstance(den, int) and den and num % den == 0:
+        return num // den
+    return Fraction(num) / den
+
+
 def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict[str, StrideStep]:
     """Stride step of every layer whose input and output fields are known and local.
 
@@ -201,6 +208,6 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
             continue
         before = tuple(max(f.stride[a] for f in aligned) for a in range(len(field.extent)))
         after = field.stride
-        steps[layer.name] = StrideStep(before, after, tuple(Fraction(b) / a for a, b in zip(before, after)),
+        steps[layer.name] = StrideStep(before, after, tuple(_ratio(b, a) for a, b in zip(before, after)),
                                        tuple(field.extent))
     return steps

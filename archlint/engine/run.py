@@ -21,7 +21,7 @@ from .registry import discover_rules
 from .selection import selected_rules
 from .suppress import Suppressions
 
-__all__ = ["lint", "lint_graph", "rule_options"]
+__all__ = ["lint", "lint_graph", "rule_options", "AnalysisCache"]
 
 
 def rule_options(rules: Sequence[type[Rule]], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -49,7 +49,9 @@ def rule_options(rules: Sequence[type[Rule]], given: dict[str, Any]) -> dict[str
     return result
 
 
-class _Analyses:
+class AnalysisCache:
+    """Runs analyses by name on one graph, each at most once (``cache("receptive_fields")``)."""
+
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.results: dict[str, Any] = {}
@@ -58,12 +60,12 @@ class _Analyses:
         if name not in self.results:
             if name not in ANALYSES:
                 raise KeyError(f"unknown analysis {name!r} (known: {', '.join(ANALYSES)})")
-            self.results[name] = ANALYSES[name](self.graph)
+            self.results[name] = ANALYSES[name](self.graph, self)
         return self.results[name]
 
 
 def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dict[str, Any]],
-               analyses: _Analyses) -> list[Finding]:
+               analyses: AnalysisCache) -> list[Finding]:
     findings: list[Finding] = []
     for rule in rules:
         ctx = RuleContext(rule, options[rule.code], graph, analyses)
@@ -77,7 +79,7 @@ def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dic
     return findings
 
 
-def _rows(graph: Graph, analyses: _Analyses) -> list[LayerRow]:
+def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
     costs, fields = analyses("costs"), analyses("receptive_fields")
     rows = []
     for layer in graph.layers():
@@ -93,7 +95,7 @@ def _rows(graph: Graph, analyses: _Analyses) -> list[LayerRow]:
     return rows
 
 
-def _summary(graph: Graph, analyses: _Analyses, rows: list[LayerRow], findings: list[Finding],
+def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findings: list[Finding],
              notes: list[str]) -> Summary:
     fields = analyses("receptive_fields")
     last = summary_receptive_field(graph, fields)
@@ -125,8 +127,9 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     available = discover_rules(config.rules_paths) if rules is None else list(rules)
     enabled = selected_rules(available, config.select, config.ignore)
     options = rule_options(available, dict(config.options))
+    nx.freeze(graph)  # analyses cache per graph; a frozen graph cannot go stale under them
     unknown_shapes = check_shapes(graph)
-    analyses = _Analyses(graph)
+    analyses = AnalysisCache(graph)
     suppressions = Suppressions.build(graph, config.per_node_ignores, available)
     raw = _run_rules(graph, enabled, options, analyses)
     findings = [f for f in raw if not suppressions.suppressed(f)]

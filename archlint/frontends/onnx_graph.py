@@ -13,6 +13,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
+import networkx as nx
 import numpy as np
 import onnx
 
@@ -171,7 +172,7 @@ class _Builder:
             src = self.producer.get(aliases.get(value.name, value.name))
             if src is not None and src[0] not in self.graph.graph["outputs"]:
                 self.graph.graph["outputs"].append(src[0])
-        return self.graph
+        return nx.freeze(self.graph)
 
     def _add_layer(self, node: onnx.NodeProto, op: Op, name: str, origin: str,
                    source: Source | None, aliases: dict[str, str]) -> None:
@@ -389,13 +390,13 @@ class _Builder:
             return {}
         rank = len(x)
         if "starts" in a:  # opset < 10
-            starts, ends = list(a["starts"]), list(a["ends"])
+            starts = list(a["starts"])
             axes, steps = list(a.get("axes", range(len(starts)))), [1] * len(starts)
         else:
             vals = [self.loaded.constants.get(i) if i else None for i in list(node.input[1:5]) + [""] * 4]
             if vals[0] is None or vals[1] is None:
                 raise ValueError("slice bounds are not constant")
-            starts, ends = [int(v) for v in np.ravel(vals[0])], [int(v) for v in np.ravel(vals[1])]
+            starts = [int(v) for v in np.ravel(vals[0])]
             axes = [int(v) for v in np.ravel(vals[2])] if vals[2] is not None else list(range(len(starts)))
             steps = [int(v) for v in np.ravel(vals[3])] if vals[3] is not None else [1] * len(starts)
         first, step = [0] * rank, [1] * rank

@@ -41,7 +41,6 @@ import contextlib
 import copy
 import io
 import logging
-import math
 import operator
 import os
 import re
@@ -563,7 +562,6 @@ class _Converter:
 
     def _module_spec(self, node, m: nn.Module, data) -> tuple[Op, str, dict]:
         x = self._x(data)
-        n = max(len(x) - 2, 0) if x else 0
         if isinstance(m, nn.modules.conv._ConvNd):
             transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
             return self._conv(x, tuple(m.weight.shape), m.stride, m.padding, m.dilation, m.groups, transposed)

@@ -1,16 +1,32 @@
 """Renderers: each turns Reports into a string, without I/O. ``RENDERERS`` maps format names to them.
 
-Every renderer is called as ``render(reports, show_layers=...)``.
+Every renderer is called as ``render(reports, show_layers=...)``. Renderer modules are
+imported on first use, so a text run does not pay for the HTML or SARIF code.
 """
 
-from .github import render_github
-from .html import render_html
-from .json import render_json
-from .markdown import render_markdown
-from .sarif import render_sarif
-from .text import render_text
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from importlib import import_module
 
 __all__ = ["RENDERERS"]
 
-RENDERERS = {"text": render_text, "json": render_json, "sarif": render_sarif, "github": render_github,
-             "markdown": render_markdown, "html": render_html}
+
+class _Renderers(Mapping):
+    """Format name -> renderer function, importing each renderer module when first asked for."""
+
+    _WHERE = {"text": "text", "json": "json", "sarif": "sarif", "github": "github",
+              "markdown": "markdown", "html": "html"}
+
+    def __getitem__(self, fmt: str) -> Callable[..., str]:
+        module = import_module(f"{__name__}.{self._WHERE[fmt]}")
+        return getattr(module, f"render_{fmt}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._WHERE)
+
+    def __len__(self) -> int:
+        return len(self._WHERE)
+
+
+RENDERERS: Mapping[str, Callable[..., str]] = _Renderers()

@@ -169,7 +169,7 @@ def build(folder: Path) -> list[Case]:
         zf.writestr("archive/version", "3\n")
     add("archive.onnx", buf.getvalue(), "error", "not an ONNX model")
     add("notes.onnx", b"this is not a model\nbut some text\n", "error", "not an ONNX model")
-    add("model.onnx.txt", helper.printable_graph(good.graph).encode(), "error", "not an ONNX model")
+    add("model.onnx.txt", onnx.printer.to_text(good).encode(), "error", "not an ONNX model")
     add("pickle.onnx", pickle.dumps(_Payload(folder), protocol=2), "error", "pickle")
     add("pickle.pt", pickle.dumps(_Payload(folder), protocol=2), "error", "pickle")
     add("pickle4.pth", pickle.dumps(_Payload(folder), protocol=4), "error", "pickle")

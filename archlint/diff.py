@@ -1,0 +1,451 @@
+"""Model diff as data: what changed between a BASE and a HEAD model, layer by layer and finding by finding.
+
+:func:`diff_models` lints both models and :func:`diff_graphs` compares them:
+
+- **Totals** before/after/delta: headline MACs, parameters, the summary receptive field,
+  the output shapes (outputs matched by position).
+- **Layers** matched by module path, so that a re-export with the other torch exporter
+  diffs as identical. Before matching, each graph is normalized for the known exporter
+  differences: a single-input ``Concat`` (legacy) is spliced out; a concat feeding only
+  another concat is merged into it (the legacy exporter merges Inception's nested
+  ``torch.cat`` calls, dynamo keeps them); a constant ``Pad`` read only by a conv or pool
+  is folded into that layer's padding (dynamo folds ``ZeroPad2d`` into the conv, legacy
+  keeps a ``Pad`` node); ``Flatten`` and ``Reshape`` are one op class.
+  Graph inputs match by position (``input.1`` vs ``x``). Layers named by their module path
+  match by name. The rest (op-named layers such as ``Flatten``/``Reshape``,
+  ``GlobalAveragePool``/``ReduceMean``, and module-named layers an exporter renamed) match
+  structurally, in topological order: same op class and the same (already matched)
+  producers; failing that, op-named layers with the same scope and op class match in order.
+  Module-named layers only match structurally when their window and shape are the same.
+- **Changed** layers name each difference: ``output_shape``, ``kernel``, ``stride``,
+  ``padding``, ``dilation``, ``groups``, ``macs``, ``params``, ``receptive_field``
+  (size, effective stride and effective padding).
+- **Parameters are compared without biases.** Both exporters fold BatchNorm into the conv
+  before it; the legacy exporter keeps the folded bias even when it is all zeros, the
+  dynamo exporter drops zero biases, and archlint does not read weight values, so it cannot
+  tell a dropped zero bias from a removed real one. The diff's ``params`` are therefore
+  weight parameters (conv/linear bias vectors excluded); a layer that differs only by having
+  a bias is listed under ``bias_only`` (exporter noise) and the bias parameters appear as a
+  separate total, ``bias_params``.
+- **Findings** new / fixed / unchanged, compared by fingerprint
+  (:mod:`archlint.engine.baseline`), with HEAD layers renamed to their BASE match first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.baseline import canonical_layer, fingerprint
+from .graph import SPATIAL_OPS, Graph, Layer, Op
+from .report import Finding, Report, Severity, number
+
+__all__ = ["LayerChange", "ModelDiff", "diff_graphs", "diff_models", "match_layers", "DIFF_SCHEMA_VERSION"]
+
+DIFF_SCHEMA_VERSION = 1
+_BIASED = (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL)
+_OP_CLASS = {Op.FLATTEN: "reshape", Op.RESHAPE: "reshape"}
+
+
+def _op_class(layer: Layer) -> str:
+    return _OP_CLASS.get(layer.op, layer.op.value)
+
+
+def bias_params(layer: Layer) -> int:
+    """Parameters of a conv/linear layer's bias vector (0 without one, or for other ops)."""
+    if layer.op in _BIASED and len(layer.param_shapes) > 1:
+        return sum(math.prod(s) for s in layer.param_shapes[1:])
+    return 0
+
+
+def weight_params(layer: Layer) -> int:
+    """Parameters of ``layer`` without its conv/linear bias."""
+    return sum(math.prod(s) for s in layer.param_shapes) - bias_params(layer)
+
+
+# --- normalization --------------------------------------------------------------------------
+
+@dataclass
+class _View:
+    """A graph seen through the exporter normalizations: kept layers and their producers."""
+
+    graph: Graph
+    report: Report
+    order: list[str]
+    producers: dict[str, list[str]]
+    alias: dict[str, str]  # removed layer -> the kept layer standing for it
+    #: windowed layer -> (pads_begin, pads_end) of a constant Pad spliced into it
+    folded_pads: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
+
+    def layer(self, name: str) -> Layer:
+        return self.graph.layer(name)
+
+
+def _view(graph: Graph, report: Report) -> _View:
+    alias: dict[str, str] = {}
+
+    def resolve(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    producers: dict[str, list[str]] = {}
+    folded: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    outputs = set(graph.graph.get("outputs", ()))
+    for name in graph.order():
+        layer = graph.layer(name)
+        ins = [resolve(p) for p in graph.inputs_of(name)]
+        if layer.op is Op.CONCAT and len(ins) == 1:
+            alias[name] = ins[0]
+            continue
+        consumers = list(graph.successors(name))
+        if layer.op is Op.PAD and len(ins) == 1 and len(consumers) == 1 and name not in outputs \
+                and layer.mode in ("", "constant") and layer.pads_begin \
+                and graph.layer(consumers[0]).op in SPATIAL_OPS:
+            alias[name] = ins[0]  # the exporter may fold a zero pad into the conv's own padding
+            folded[consumers[0]] = (layer.pads_begin, layer.pads_end)
+            continue
+        if layer.op is Op.CONCAT:
+            merged = []
+            for p in ins:
+                inner = graph.layer(p) if p in graph else None
+                consumers = list(graph.successors(p)) if p in graph else []
+                if inner is not None and inner.op is Op.CONCAT and p in producers and consumers == [name] \
+                        and p not in graph.graph.get("outputs", ()):
+                    merged.extend(producers.pop(p))
+                    alias[p] = name
+                else:
+                    merged.append(p)
+            ins = merged
+        producers[name] = ins
+    order = [n for n in graph.order() if n in producers]
+    return _View(graph, report, order, producers, alias, folded)
+
+
+# --- matching -------------------------------------------------------------------------------
+
+def _structure(layer: Layer) -> tuple:
+    return (_op_class(layer), layer.kernel, layer.stride, layer.pads_begin, layer.pads_end, layer.dilation,
+            layer.groups, layer.output_shape)
+
+
+def _named(layer: Layer) -> bool:
+    return layer.name_origin == "module"
+
+
+def match_layers(base: _View, head: _View) -> dict[str, str]:
+    """HEAD layer name -> BASE layer name, for the layers that correspond (see the module docstring)."""
+    match: dict[str, str] = {}
+    used: set[str] = set()
+
+    def pair(h: str, b: str) -> None:
+        match[h] = b
+        used.add(b)
+
+    for h, b in zip(head.graph.graph.get("inputs", ()), base.graph.graph.get("inputs", ())):
+        if h in head.producers and b in base.producers:
+            pair(h, b)
+    base_names = set(base.producers)
+    for h in head.order:
+        hl = head.layer(h)
+        if h not in match and _named(hl) and h in base_names and h not in used and \
+                _named(base.layer(h)) and _op_class(base.layer(h)) == _op_class(hl):
+            pair(h, h)
+    # structural: same op class and the same matched producers
+    by_inputs: dict[tuple, list[str]] = {}
+    for b in base.order:
+        if b not in used:
+            key = (_op_class(base.layer(b)), tuple(base.producers[b]))
+            by_inputs.setdefault(key, []).append(b)
+    for h in head.order:
+        if h in match:
+            continue
+        hl = head.layer(h)
+        mapped = tuple(match.get(p) for p in head.producers[h])
+        if None in mapped:
+            continue
+        candidates = [b for b in by_inputs.get((_op_class(hl), mapped), ()) if b not in used]
+        if _named(hl):
+            candidates = [b for b in candidates if _structure(base.layer(b)) == _structure(hl)]
+        else:
+            candidates = [b for b in candidates if not _named(base.layer(b))] or \
+                [b for b in candidates if _structure(base.layer(b)) == _structure(hl)]
+        if candidates:
+            canon = canonical_layer(h, hl.op.value, hl.source_op)
+            same = [b for b in candidates if canonical_layer(b, base.layer(b).op.value,
+                                                             base.layer(b).source_op) == canon]
+            pair(h, (same or candidates)[0])
+    # op-named leftovers: same scope and op class, in topological order
+    groups: dict[str, list[str]] = {}
+    for b in base.order:
+        bl = base.layer(b)
+        if b not in used and not _named(bl) and bl.op is not Op.INPUT:
+            groups.setdefault(canonical_layer(b, bl.op.value, bl.source_op), []).append(b)
+    for h in head.order:
+        hl = head.layer(h)
+        if h in match or _named(hl) or hl.op is Op.INPUT:
+            continue
+        queue = groups.get(canonical_layer(h, hl.op.value, hl.source_op))
+        while queue and queue[0] in used:
+            queue.pop(0)
+        if queue:
+            pair(h, queue.pop(0))
+    return match
+
+
+# --- the diff -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerChange:
+    """One matched layer whose measured or structural properties differ."""
+
+    base: str
+    head: str
+    op: str
+    differences: tuple[tuple[str, Any, Any], ...]  # (field, before, after)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(d[0] for d in self.differences)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.head, "base_layer": self.base, "op": self.op,
+                "changes": [{"field": f, "before": _plain(a), "after": _plain(b)} for f, a, b in self.differences]}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return number(value) if not isinstance(value, (str, bool, type(None))) else value
+
+
+@dataclass(frozen=True)
+class ModelDiff:
+    """Everything that differs between BASE and HEAD; see the module docstring and docs/diff-json.md."""
+
+    base: Report
+    head: Report
+    totals: dict[str, dict[str, Any]]
+    added: tuple[dict[str, Any], ...]
+    removed: tuple[dict[str, Any], ...]
+    changed: tuple[LayerChange, ...]
+    replaced: tuple[dict[str, Any], ...]
+    bias_only: tuple[dict[str, Any], ...]
+    unchanged: int
+    new_findings: tuple[Finding, ...]
+    fixed_findings: tuple[Finding, ...]
+    unchanged_findings: tuple[Finding, ...]
+    matched: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def identical(self) -> bool:
+        """No layer added, removed or changed, no finding new or fixed, equal totals (bias excluded)."""
+        return not (self.added or self.removed or self.changed or self.new_findings or self.fixed_findings) \
+            and all(t["delta"] in (0, None) for k, t in self.totals.items() if k != "bias_params")
+
+    def failing(self, fail_on: Severity | str = Severity.WARNING) -> tuple[Finding, ...]:
+        """New findings at or above ``fail_on``."""
+        level = Severity(fail_on).rank
+        return tuple(f for f in self.new_findings if f.severity.rank >= level)
+
+    def to_dict(self) -> dict[str, Any]:
+        def finding(f: Finding) -> dict:
+            return f.to_dict()
+        return {"schema_version": DIFF_SCHEMA_VERSION, "kind": "diff",
+                "tool": {"name": "archlint", "version": self.head.tool_version},
+                "base": self.base.model, "head": self.head.model, "identical": self.identical,
+                "totals": _plain(self.totals),
+                "layers": {"added": _plain(list(self.added)), "removed": _plain(list(self.removed)),
+                           "changed": [c.to_dict() for c in self.changed],
+                           "replaced": _plain(list(self.replaced)), "bias_only": _plain(list(self.bias_only)),
+                           "unchanged": self.unchanged},
+                "findings": {"new": [finding(f) for f in self.new_findings],
+                             "fixed": [finding(f) for f in self.fixed_findings],
+                             "unchanged": [finding(f) for f in self.unchanged_findings]}}
+
+
+def _rows(report: Report) -> dict[str, Any]:
+    return {r.name: r for r in report.layers}
+
+
+def _field(row) -> tuple | None:
+    if row is None or row.receptive_field is None:
+        return None
+    return (tuple(row.receptive_field), None if row.rf_global else tuple(row.effective_stride or ()),
+            tuple(row.effective_padding or ()), row.rf_global)
+
+
+def _field_value(rf) -> dict | None:
+    if rf is None:
+        return None
+    size, stride, padding, is_global = rf
+    return {"size": list(size), "stride": None if stride is None else list(stride), "padding": list(padding),
+            "global": is_global}
+
+
+def _layer_entry(view: _View, name: str) -> dict[str, Any]:
+    layer, row = view.layer(name), _rows(view.report).get(name)
+    return {"layer": name, "op": layer.op.value, "output_shape": list(layer.output_shape or ()) or None,
+            "macs": row.macs if row else 0, "params": weight_params(layer)}
+
+
+def _pads(layer: Layer, view: _View) -> tuple:
+    extra = view.folded_pads.get(layer.name)
+    if not extra:
+        return (layer.pads_begin, layer.pads_end)
+    begin = tuple(a + b for a, b in zip(layer.pads_begin or (0,) * len(extra[0]), extra[0]))
+    end = tuple(a + b for a, b in zip(layer.pads_end or (0,) * len(extra[1]), extra[1]))
+    return (begin, end)
+
+
+def _compare(bl: Layer, hl: Layer, brow, hrow, bv: _View, hv: _View) -> list[tuple[str, Any, Any]]:
+    diffs = []
+    pairs = [("output_shape", bl.output_shape, hl.output_shape), ("kernel", bl.kernel, hl.kernel),
+             ("stride", bl.stride, hl.stride), ("padding", _pads(bl, bv), _pads(hl, hv)),
+             ("dilation", bl.dilation, hl.dilation), ("groups", bl.groups, hl.groups),
+             ("macs", brow.macs if brow else 0, hrow.macs if hrow else 0),
+             ("params", weight_params(bl), weight_params(hl))]
+    for name, a, b in pairs:
+        if a != b:
+            diffs.append((name, a, b))
+    fa, fb = _field(brow), _field(hrow)
+    if fa != fb:
+        diffs.append(("receptive_field", _field_value(fa), _field_value(fb)))
+    return diffs
+
+
+def _summary_field(report: Report) -> dict | None:
+    rf = report.summary.receptive_field
+    if rf is None:
+        return None
+    return {"size": [number(v) for v in rf.size], "stride": [number(v) for v in rf.stride],
+            "padding": [number(v) for v in rf.padding], "covers_input": rf.covers_input}
+
+
+def _delta(before: Any, after: Any) -> Any:
+    if isinstance(before, int) and isinstance(after, int):
+        return after - before
+    return None if before == after else {"before": before, "after": after}
+
+
+def _finding_keys(report: Report, rename: Mapping[str, str], view: _View,
+                  rule_keys: Mapping[str, tuple[str, ...]] | None) -> list[str]:
+    keys = []
+    for f in report.findings:
+        layer = rename.get(f.layer, f.layer)
+        graph = view.graph
+        info = {}
+        if layer in graph:
+            info = {layer: (graph.layer(layer).op.value, graph.layer(layer).source_op)}
+        keys.append(fingerprint(f.code, layer, f.to_dict()["data"], info, (rule_keys or {}).get(f.code)))
+    return keys
+
+
+def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report,
+                rule_keys: Mapping[str, tuple[str, ...]] | None = None) -> ModelDiff:
+    """The :class:`ModelDiff` of two linted graphs (reports from :func:`archlint.lint_graph`)."""
+    bv, hv = _view(base_graph, base), _view(head_graph, head)
+    match = match_layers(bv, hv)
+    brows, hrows = _rows(base), _rows(head)
+    changed, bias_only, unchanged = [], [], 0
+    for h in hv.order:
+        if h not in match:
+            continue
+        b = match[h]
+        bl, hl = bv.layer(b), hv.layer(h)
+        if bl.op is Op.INPUT and hl.op is Op.INPUT:
+            diffs = [d for d in _compare(bl, hl, brows.get(b), hrows.get(h), bv, hv) if d[0] == "output_shape"]
+        else:
+            diffs = _compare(bl, hl, brows.get(b), hrows.get(h), bv, hv)
+        if diffs:
+            changed.append(LayerChange(b, h, hl.op.value, tuple(diffs)))
+        else:
+            unchanged += 1
+        if bias_params(bl) != bias_params(hl):
+            bias_only.append({"layer": h, "base_layer": b, "before": bias_params(bl), "after": bias_params(hl),
+                              "only": not diffs})
+    matched_base = set(match.values())
+    removed = tuple(_layer_entry(bv, b) for b in bv.order if b not in matched_base)
+    added = tuple(_layer_entry(hv, h) for h in hv.order if h not in match)
+    replaced = []
+
+    def group(before: list[dict], after: list[dict]) -> None:
+        replaced.append({"before": [e["layer"] for e in before], "after": [e["layer"] for e in after],
+                         "macs_before": sum(e["macs"] for e in before), "macs_after": sum(e["macs"] for e in after),
+                         "params_before": sum(e["params"] for e in before),
+                         "params_after": sum(e["params"] for e in after)})
+    for entry in removed:  # a module replaced by submodules (conv2 -> conv2.0, conv2.1)
+        parts = [a for a in added if a["layer"].startswith(entry["layer"] + ".")]
+        if parts:
+            group([entry], parts)
+    for entry in added:  # submodules merged into one module (conv2.0, conv2.1 -> conv2)
+        parts = [r for r in removed if r["layer"].startswith(entry["layer"] + ".")]
+        if parts:
+            group(parts, [entry])
+    # totals
+    def total_params(view: _View) -> tuple[int, int]:
+        layers = [view.graph.layer(n) for n in view.graph.order()]
+        return sum(weight_params(x) for x in layers), sum(bias_params(x) for x in layers)
+    bw, bb = total_params(bv)
+    hw, hb = total_params(hv)
+    bout = [list(s) if s else None for s in base.summary.outputs.values()]
+    hout = [list(s) if s else None for s in head.summary.outputs.values()]
+    totals = {}
+    for key, before, after in (("macs", base.summary.macs, head.summary.macs), ("params", bw, hw),
+                               ("bias_params", bb, hb),
+                               ("receptive_field", _summary_field(base), _summary_field(head)),
+                               ("output_shape", bout, hout)):
+        totals[key] = {"before": before, "after": after, "delta": _delta(before, after)}
+    # findings
+    rename = {h: b for h, b in match.items()}
+    for removed_name, kept in hv.alias.items():  # findings on spliced layers follow their stand-in
+        rename.setdefault(removed_name, match.get(kept, kept))
+    bkeys = _finding_keys(base, {}, bv, rule_keys)
+    hkeys = _finding_keys(head, rename, bv, rule_keys)
+    pool = Counter(bkeys)
+    new, same = [], []
+    for f, k in zip(head.findings, hkeys):
+        if pool[k] > 0:
+            pool[k] -= 1
+            same.append(f)
+        else:
+            new.append(f)
+    fixed = []
+    for f, k in zip(base.findings, bkeys):
+        if pool[k] > 0:
+            pool[k] -= 1
+            fixed.append(f)
+    return ModelDiff(base, head, totals, added, removed, tuple(changed), tuple(replaced), tuple(bias_only),
+                     unchanged, tuple(new), tuple(fixed), tuple(same), match)
+
+
+def diff_models(base: Any, head: Any, config=None, *, unsafe_load_pickle: bool = False,
+                rule_keys: Mapping[str, tuple[str, ...]] | None = None) -> ModelDiff:
+    """Lint ``base`` and ``head`` (anything :func:`archlint.lint` accepts) and diff them.
+
+    HEAD is linted with the ``baseline-macs`` budget option set to BASE's MACs, so that
+    ``max-macs-increase`` (AL605) measures the increase over BASE.
+
+    Raises
+    ------
+    ArchlintError
+        Either model cannot be read, or the configuration is invalid.
+    """
+    from .engine.config import Config
+    from .engine.run import lint_graph
+    from .frontends import load_graph
+
+    config = config or Config()
+    base_graph = load_graph(base, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
+    base_report = lint_graph(base_graph, config)
+    head_graph = load_graph(head, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
+    head_config = config
+    if "baseline-macs" not in config.options:
+        head_config = config.override(options={"baseline-macs": base_report.summary.macs})
+    head_report = lint_graph(head_graph, head_config)
+    return diff_graphs(base_graph, base_report, head_graph, head_report, rule_keys)

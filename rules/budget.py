@@ -1,0 +1,315 @@
+"""Budget rules (AL6xx): model-wide limits on MACs, parameters, activation memory and receptive field.
+
+Every budget is off by default (no limit). Limits take SI suffixes (``4.5G``, ``30M``,
+``512k``; ``Ki``/``Mi``/``Gi`` are powers of 1024) and ratios take ``%`` (``5%`` = 0.05).
+Model-wide findings sit on the model's first output layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from fractions import Fraction
+
+from archlint.api import (Finding, Graph, Option, Rule, RuleContext, Severity, peak_activation, spatial_dims,
+                          summary_receptive_field)
+
+__all__ = ["Count", "Ratio", "MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
+           "MaxMacsIncrease", "get_rules"]
+
+_SI = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+       "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_COUNT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([kKMGT]i?)?\s*$")
+
+
+class Count(int):
+    """A non-negative count written with an optional SI suffix.
+
+    Examples
+    --------
+    >>> Count("4.5G"), Count("30M"), Count("512k"), Count("1Mi"), Count(1200)
+    (4500000000, 30000000, 512000, 1048576, 1200)
+    >>> Count("none") is None  # no limit
+    True
+    >>> Count("lots")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a count like 4.5G, 30M or 1200, got 'lots'
+    """
+
+    def __new__(cls, value):
+        if value is None or str(value).strip().lower() in ("none", ""):
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
+        if isinstance(value, (int, float)):
+            number = Fraction(value)
+        else:
+            match = _COUNT.match(str(value))
+            if not match:
+                raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
+            digits, exponent, suffix = match.groups()
+            number = Fraction(digits) * Fraction(10) ** int(exponent or 0) * _SI[suffix or ""]
+        if number < 0 or number.denominator != 1:
+            raise ValueError(f"expected a whole non-negative count, got {value!r}")
+        return super().__new__(cls, int(number))
+
+
+class Ratio(float):
+    """A ratio written as a number (``0.05``) or a percentage (``5%``).
+
+    Examples
+    --------
+    >>> Ratio("5%"), Ratio("0.5"), Ratio(1)
+    (0.05, 0.5, 1.0)
+    >>> Ratio("five")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a ratio like 0.05 or 5%, got 'five'
+    """
+
+    def __new__(cls, value):
+        if value is None or str(value).strip().lower() in ("none", ""):
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}")
+        text = str(value).strip()
+        scale = 1.0
+        if text.endswith("%"):
+            text, scale = text[:-1].strip(), 0.01
+        try:
+            number = float(text) * scale
+        except ValueError:
+            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}") from None
+        if not number >= 0 or number == float("inf"):
+            raise ValueError(f"expected a non-negative ratio, got {value!r}")
+        return super().__new__(cls, number)
+
+
+def _si(value: int) -> str:
+    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if value >= factor:
+            return f"{value / factor:.4g}{suffix}"
+    return str(value)
+
+
+def _anchor(graph: Graph) -> str:
+    """The layer model-wide findings sit on: the first graph output."""
+    outputs = list(graph.graph.get("outputs", ()))
+    return outputs[0] if outputs else graph.order()[-1]
+
+
+class MaxMacs(Rule):
+    """Model needs more multiply-accumulates than its budget.
+
+    ## What it flags
+    A model whose headline MACs (conv and matrix-product multiply-accumulates, batch
+    included: the report's `summary.macs`) exceed `max-macs`. Off unless `max-macs` is set.
+    ## Why it matters
+    Latency and energy on the target device grow with the MAC count; a budget in CI catches
+    the pull request that makes the model too slow before it ships.
+    ## Example
+    Fixture `budget_net` (1x3x32x32 input: 3x3 conv 3->16 at 32x32, 3x3 conv 16->32 stride 2
+    at 16x16, linear 32->10) needs 442,368 + 1,179,648 + 320 = 1,622,336 MACs; with
+    `max-macs = "1.5M"` it gives one finding (1,622,336 > 1,500,000).
+    ## Fix
+    Shrink the costliest layers (see `archlint --layers`): fewer channels, depthwise-separable
+    convs, earlier downsampling; or raise the budget knowingly.
+    ## Options
+    - `max-macs`: largest MAC count allowed, SI suffixes allowed (`4.5G`); default none.
+    """
+
+    code, name, severity = "AL601", "max-macs-exceeded", Severity.ERROR
+    options = (Option("max-macs", Count, default=None,
+                      help="Largest headline MAC count allowed (e.g. 4.5G); none by default."),)
+
+    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
+        limit = ctx.options["max-macs"]
+        if limit is None:
+            return
+        macs = sum(c.macs for c in ctx.costs.values())
+        if macs > limit:
+            yield ctx.finding(_anchor(graph), f"model needs {_si(macs)} MACs, over the budget of {_si(limit)} "
+                              f"({macs:,}/{limit:,})", fix="reduce the costliest layers or raise max-macs",
+                              data={"macs": macs, "limit": int(limit), "excess": macs - int(limit)})
+
+
+class MaxParams(Rule):
+    """Model has more parameters than its budget.
+
+    ## What it flags
+    A model whose parameter count (the report's `summary.params`: counted per use, with the
+    biases of BatchNorm folded into convs as the file stores them) exceeds `max-params`.
+    Off unless `max-params` is set.
+    ## Why it matters
+    Parameters set the download size and the memory for weights on the device.
+    ## Example
+    Fixture `budget_net` holds 448 + 4,640 + 330 = 5,418 parameters (conv 3->16 3x3 with
+    bias, conv 16->32 3x3 with bias, linear 32->10 with bias); with `max-params = "5k"` it
+    gives one finding.
+    ## Fix
+    Fewer channels, factorized or shared weights, a smaller classifier head; or raise the budget.
+    ## Options
+    - `max-params`: largest parameter count allowed (`30M`); default none.
+    """
+
+    code, name, severity = "AL602", "max-params-exceeded", Severity.ERROR
+    options = (Option("max-params", Count, default=None,
+                      help="Largest parameter count allowed (e.g. 30M); none by default."),)
+
+    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
+        limit = ctx.options["max-params"]
+        if limit is None:
+            return
+        params = sum(c.params for c in ctx.costs.values())
+        if params > limit:
+            yield ctx.finding(_anchor(graph), f"model has {_si(params)} parameters, over the budget of "
+                              f"{_si(limit)} ({params:,}/{limit:,})", fix="reduce channels or raise max-params",
+                              data={"params": params, "limit": int(limit), "excess": params - int(limit)})
+
+
+class MaxPeakActivation(Rule):
+    """Peak activation memory exceeds its budget.
+
+    ## What it flags
+    A model whose peak activation size exceeds `max-peak-activation` elements. The peak is
+    the largest sum of live activation tensors while running the layers one at a time in
+    the graph's topological order: when a layer computes its output, that output, every
+    earlier output that a later layer still reads (graph inputs included) and every graph
+    output already produced are live. Sizes are element counts, batch included (multiply by
+    the bytes per element, e.g. 4 for float32); reshapes count as tensors of their own. The
+    finding also names the largest single tensor. Off unless `max-peak-activation` is set.
+    ## Why it matters
+    Inference memory on a device is the weights plus this peak; it limits the input size
+    and batch that fit.
+    ## Example
+    Fixture `budget_net` peaks while its first ReLU runs: the conv's output and the ReLU's
+    (16x32x32 = 16,384 elements each) are live, 32,768 elements; with
+    `max-peak-activation = "30k"` it gives one finding.
+    ## Fix
+    Downsample earlier, use fewer channels at high resolution, or avoid long-lived skip
+    tensors at full resolution.
+    ## Options
+    - `max-peak-activation`: largest live activation size allowed, in elements (`2M`); default none.
+    """
+
+    code, name, severity = "AL603", "max-peak-activation-exceeded", Severity.ERROR
+    options = (Option("max-peak-activation", Count, default=None,
+                      help="Largest sum of live activation elements allowed (e.g. 2M); none by default."),)
+
+    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
+        limit = ctx.options["max-peak-activation"]
+        if limit is None:
+            return
+        peak = peak_activation(graph)
+        if peak.elements > limit:
+            yield ctx.finding(
+                _anchor(graph), f"peak activation {_si(peak.elements)} elements while computing "
+                f"'{peak.layer}', over the budget of {_si(limit)} ({peak.elements:,}/{limit:,}); largest "
+                f"single tensor {_si(peak.largest)} at '{peak.largest_layer}'",
+                fix="downsample earlier or use fewer channels at high resolution",
+                data={"peak": peak.elements, "peak_layer": peak.layer, "largest": peak.largest,
+                      "largest_layer": peak.largest_layer, "limit": int(limit)})
+
+
+class MinReceptiveField(Rule):
+    """Summary receptive field smaller than the required share of the input.
+
+    ## What it flags
+    A model whose summary receptive field (the field of the last feature map with spatial
+    extent, as in the report) spans less than `min-receptive-field` of the input along some
+    axis. Unlike AL503 it applies to every model, dense prediction included, and is off
+    unless `min-receptive-field` is set.
+    ## Why it matters
+    Outputs cannot depend on anything farther away than the field: a segmentation or
+    detection model needs a field matching the largest object it must recognize.
+    ## Example
+    Fixture `budget_net`: the summary field is that of the second conv, 3 + 2 = 5 pixels
+    (3x3 then 3x3 stride 2), 5/32 = 15.6% of the 32x32 input; with
+    `min-receptive-field = "50%"` it gives one finding.
+    ## Fix
+    Add stages, downsample earlier or use dilated convolutions.
+    ## Options
+    - `min-receptive-field`: smallest field size as a share of the input per axis (`0.5` or `50%`); default none.
+    """
+
+    code, name, severity = "AL604", "min-receptive-field-not-met", Severity.ERROR
+    options = (Option("min-receptive-field", Ratio, default=None,
+                      help="Smallest summary receptive field, as a share of the input per axis (e.g. 50%)."),)
+
+    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
+        limit = ctx.options["min-receptive-field"]
+        if limit is None:
+            return
+        fields = ctx.receptive_fields
+        last = summary_receptive_field(graph, fields)
+        if last is None:
+            return
+        extent = ()
+        for name in graph.graph.get("inputs", ()):
+            if name in graph and (name == last or _reaches(graph, name, last)):
+                extent = spatial_dims(graph.layer(name).output_shape)
+                break
+        size = fields[last].size
+        if not extent or len(extent) != len(size):
+            return
+        shares = [float(Fraction(s) / n) for s, n in zip(size, extent)]
+        if min(shares) < limit:
+            dims = "x".join(str(int(s)) if Fraction(s).denominator == 1 else f"{float(s):.3g}" for s in size)
+            yield ctx.finding(
+                last, f"summary receptive field {dims} at '{last}' spans {100 * min(shares):.1f}% of the "
+                f"{'x'.join(map(str, extent))} input (budget {100 * limit:.0f}%)",
+                fix="add stages, downsample earlier or dilate convolutions",
+                data={"receptive_field": [float(s) for s in size], "input": list(extent), "share": min(shares),
+                      "limit": float(limit)})
+
+
+def _reaches(graph: Graph, source: str, target: str) -> bool:
+    import networkx as nx
+
+    return nx.has_path(graph, source, target)
+
+
+class MaxMacsIncrease(Rule):
+    """Model's MACs grew more than allowed over the baseline.
+
+    ## What it flags
+    A model whose headline MACs exceed those of the reference by more than
+    `max-macs-increase` (a share: `5%`). The reference is `baseline-macs`, which
+    `archlint diff BASE HEAD` sets to BASE's MACs and `--baseline REPORT.json` to the MACs
+    that report recorded; it can also be set by hand. Off unless both are known.
+    ## Why it matters
+    A budget relative to the current model catches creeping cost in every pull request,
+    without fixing an absolute number that goes stale.
+    ## Example
+    Fixture `budget_net` needs 1,622,336 MACs; with `baseline-macs = 1500000` and
+    `max-macs-increase = "5%"` it gives one finding (+8.2% > 5%).
+    ## Fix
+    Recover the cost elsewhere, or accept it by raising the limit or refreshing the baseline.
+    ## Options
+    - `max-macs-increase`: largest allowed MAC growth over the reference (`5%`); default none.
+    - `baseline-macs`: the reference MAC count; set by `archlint diff` and `--baseline`.
+    """
+
+    code, name, severity = "AL605", "max-macs-increase-exceeded", Severity.ERROR
+    options = (Option("max-macs-increase", Ratio, default=None,
+                      help="Largest MAC growth over baseline-macs allowed (e.g. 5%); none by default."),
+               Option("baseline-macs", Count, default=None,
+                      help="Reference MAC count; set automatically by archlint diff (BASE) and --baseline."))
+
+    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
+        limit, base = ctx.options["max-macs-increase"], ctx.options["baseline-macs"]
+        if limit is None or base is None:
+            return
+        macs = sum(c.macs for c in ctx.costs.values())
+        allowed = base * (1 + limit)
+        if macs > allowed:
+            growth = (macs - base) / base if base else float("inf")
+            yield ctx.finding(
+                _anchor(graph), f"model needs {_si(macs)} MACs, {100 * growth:+.1f}% over the baseline's "
+                f"{_si(base)} (allowed {100 * limit:+.1f}%)", fix="recover the cost elsewhere or raise max-macs-increase",
+                data={"macs": macs, "baseline_macs": int(base), "increase": growth, "limit": float(limit)})
+
+
+def get_rules() -> list[type[Rule]]:
+    return [MaxMacs, MaxParams, MaxPeakActivation, MinReceptiveField, MaxMacsIncrease]

@@ -1,0 +1,151 @@
+"""Huge inputs (GitHub issue 6): cost linear in nodes, weights never read.
+
+Bounds are generous for a noisy shared 2-core machine; ``bench/huge_graphs.py`` prints the
+actual numbers. Timings are CPU time of a fresh process, measured around each phase.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+_PHASES = r"""
+import json, sys, time
+from archlint.engine.config import Config
+from archlint.engine.run import lint_graph
+from archlint.frontends.onnx_file import load_onnx
+from archlint.frontends.onnx_graph import onnx_graph
+from archlint.reports import RENDERERS
+clock = time.process_time
+t0 = clock(); loaded = load_onnx(sys.argv[1])
+t1 = clock(); graph = onnx_graph(loaded)
+t2 = clock(); report = lint_graph(graph, Config())
+t3 = clock(); text = RENDERERS["text"]([report], show_layers=False)
+t4 = clock()
+print(json.dumps({"load": t1 - t0, "graph": t2 - t1, "analyses": t3 - t2, "report": t4 - t3,
+                  "layers": report.summary.layers, "macs": report.summary.macs}))
+"""
+
+_PEAK = r"""
+import json, sys, time
+mode, path = sys.argv[1], sys.argv[2]
+import onnx
+from archlint.frontends.onnx_file import load_onnx
+t = time.perf_counter()
+if mode == "onnx":
+    onnx.load(path)
+elif mode == "archlint":
+    loaded = load_onnx(path)
+seconds = time.perf_counter() - t
+# VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would include the parent pytest's peak
+peak = int(next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1])
+print(json.dumps({"seconds": seconds, "peak_kb": peak,
+                  "skipped": loaded.skipped_bytes if mode == "archlint" else 0}))
+"""
+
+
+def conv_stack(path: Path, convs: int, channels: int = 8, size: int = 16) -> Path:
+    """``convs`` 3x3 convs with their own weights, each followed by a Relu: ``2 * convs`` nodes."""
+    weight = np.zeros((channels, channels, 3, 3), np.float32)
+    nodes, inits, prev = [], [], "x"
+    for i in range(convs):
+        inits.append(numpy_helper.from_array(weight, f"conv{i}.weight"))
+        nodes.append(helper.make_node("Conv", [prev, f"conv{i}.weight"], [f"c{i}"], name=f"/conv{i}/Conv",
+                                      kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"/relu{i}/Relu"))
+        prev = f"r{i}"
+    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                             [1, channels, size, size])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return path
+
+
+def phases(path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PHASES, str(path)], capture_output=True, text=True,
+                         timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def after_loading(r: dict) -> float:
+    return r["graph"] + r["analyses"] + r["report"]
+
+
+def test_conv_stack_analysis_is_linear(tmp_path):
+    small = phases(conv_stack(tmp_path / "s10k.onnx", 5000))
+    large = phases(conv_stack(tmp_path / "s20k.onnx", 10000))
+    assert small["layers"] == 10000 and large["layers"] == 20000
+    assert small["macs"] == 5000 * 8 * 8 * 9 * 16 * 16
+    assert after_loading(small) < 3.0, small
+    assert after_loading(large) / after_loading(small) < 3.0, (small, large)
+    assert large["load"] / small["load"] < 3.0, (small, large)
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def test_sparse_20gb_external_weights_are_never_read(tmp_path):
+    data = tmp_path / "weights.bin"
+    size = 20 * 2**30
+    with open(data, "wb") as fh:
+        fh.truncate(size)  # sparse: no disk space, and reading it would take minutes
+    cout, cin = 2**20, 5 * 2**10  # float32: cout * cin * 4 bytes = 20 GiB
+    w = onnx.TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[cout, cin, 1, 1],
+                         data_location=TensorProto.EXTERNAL)
+    for key, value in (("location", "weights.bin"), ("offset", "0"), ("length", str(size))):
+        w.external_data.add(key=key, value=value)
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "big",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w])
+    path = tmp_path / "big.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    proc = subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", str(path),
+                           "--format", "json"], capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limit_memory)
+    assert proc.returncode in (0, 1), proc.stderr
+    summary = json.loads(proc.stdout)["summary"]
+    assert summary["params"] == cout * cin
+    assert summary["macs"] == cout * cin * 16
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory) -> Path:
+    """A conv net with ~130 MB of embedded weights (legacy-export style)."""
+    rng = np.random.default_rng(0)
+    convs = [rng.standard_normal((512, 512, 3, 3), dtype=np.float32) for _ in range(14)]
+    nodes, inits, prev = [], [], "x"
+    for i, w in enumerate(convs):
+        inits.append(numpy_helper.from_array(w, f"features.{i}.weight"))
+        nodes.append(helper.make_node("Conv", [prev, f"features.{i}.weight"], [f"c{i}"],
+                                      name=f"/features/features.{i}/Conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1]))
+        prev = f"c{i}"
+    graph = helper.make_graph(nodes, "vggish", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                              [1, 512, 14, 14])],
+                              [helper.make_tensor_value_info(prev, TensorProto.FLOAT, None)], inits)
+    path = tmp_path_factory.mktemp("embedded") / "vggish.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), path)
+    return path
+
+
+def _peak(mode: str, path: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", _PEAK, mode, str(path)], capture_output=True, text=True,
+                         timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_embedded_weights_parsed_without_their_bytes(embedded):
+    size = embedded.stat().st_size
+    ours, base, imports = _peak("archlint", embedded), _peak("onnx", embedded), _peak("imports", embedded)
+    assert ours["skipped"] >= 0.99 * size
+    assert (ours["peak_kb"] - imports["peak_kb"]) * 1024 < size / 8, (ours, imports)  # well below the file size
+    assert (base["peak_kb"] - imports["peak_kb"]) * 1024 > size / 2, (base, imports)  # onnx.load holds it all
+    assert ours["seconds"] < base["seconds"], (ours, base)
