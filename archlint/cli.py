@@ -148,6 +148,43 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return codes or None
 
 
+def _model_options(command):
+    """Flags that choose rules, options, config and input shapes: shared by check and diff."""
+    options = [
+        click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
+                     help="Pin input dimensions, e.g. 1,3,224,224 or image:1,3,224,224 (repeatable)."),
+        click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL."),
+        click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip."),
+        click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option."),
+        click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
+                     help="Lowest severity of a finding (for diff: of a new finding) that makes the exit "
+                          "code 1 [default: warning]."),
+        click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings."),
+        click.option("--config", "config_path", metavar="FILE",
+                     help="Config file (pyproject.toml or setup.cfg); default: the nearest one."),
+        click.option("--isolated", is_flag=True, help="Ignore all configuration files."),
+        click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR."),
+        click.option("--unsafe-load-pickle", "unsafe_load_pickle", is_flag=True,
+                     help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _config_from_flags(flags: dict):
+    """The config file's settings overridden by the command-line flags of ``_model_options``."""
+    from .engine.config import parse_input_shapes
+
+    config = _load_config(flags["config_path"], flags["isolated"])
+    return config.override(
+        select=_split(flags["select"]), ignore=_split(flags["ignore"]),
+        options={**_parse_options(flags["option_values"]), **_budget_values(flags)} or None,
+        fail_on=Severity(flags["fail_on"]) if flags["fail_on"] else None,
+        input_shapes=parse_input_shapes(flags["input_shape"]) if flags["input_shape"] else None,
+        rules_paths=(config.rules_paths + tuple(flags["rules_path"])) if flags["rules_path"] else None)
+
+
 #: Budget flags -> rule options (AL6xx); each off unless given.
 _BUDGETS = (("max_macs", "max-macs", "N", "Budget: largest headline MAC count, e.g. 4.5G (AL601)."),
             ("max_params", "max-params", "N", "Budget: largest parameter count, e.g. 30M (AL602)."),
@@ -171,18 +208,18 @@ def _review_options(command):
     return command
 
 
-def _budget_values(review: dict) -> dict[str, str]:
-    return {name: review[dest] for dest, name, _, _ in _BUDGETS if review.get(dest) is not None}
+def _budget_values(flags: dict) -> dict[str, str]:
+    return {name: flags[dest] for dest, name, _, _ in _BUDGETS if flags.get(dest) is not None}
 
 
-def _convention(review: dict):
+def _convention(flags: dict):
     """The counting convention asked for, or None for the headline one."""
-    if review.get("count_unit") is None and review.get("count_include") is None:
+    if flags.get("count_unit") is None and flags.get("count_include") is None:
         return None
     from .analyses.macs import Convention
 
     try:
-        return Convention.parse(review.get("count_unit") or "macs", review.get("count_include") or "")
+        return Convention.parse(flags.get("count_unit") or "macs", flags.get("count_include") or "")
     except ValueError as exc:
         raise ConfigError(f"--count/--count-include: {exc}") from None
 
@@ -206,20 +243,7 @@ def _with_convention(report, convention):
 @click.option("--layers", is_flag=True, help="Text format: also print the per-layer table.")
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True, metavar="N",
               help="Lint models in N processes (0: one per CPU).")
-@click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
-              help="Pin input dimensions, e.g. 1,3,224,224 or image:1,3,224,224 (repeatable).")
-@click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL.")
-@click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip.")
-@click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option.")
-@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
-              help="Lowest severity that makes the exit code 1 [default: warning].")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are findings.")
-@click.option("--config", "config_path", metavar="FILE",
-              help="Config file (pyproject.toml or setup.cfg); default: the nearest one.")
-@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
-@click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR.")
-@click.option("--unsafe-load-pickle", "unsafe_load_pickle", is_flag=True,
-              help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file.")
+@_model_options
 @click.option("--list-rules", is_flag=True, help="List the available rules and exit.")
 @click.option("--explain", metavar="CODE", help="Show the documentation of one rule and exit.")
 @click.option("--baseline", "baseline_path", metavar="REPORT.json",
@@ -228,8 +252,7 @@ def _with_convention(report, convention):
               help="Also write the JSON report (all findings) to FILE, for --baseline later.")
 @_review_options
 @click.version_option(__version__, prog_name="archlint")
-def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_values, fail_on, exit_zero,
-        config_path, isolated, rules_path, unsafe_load_pickle, list_rules, explain, **review) -> None:
+def cli(models, fmt, output, layers, jobs, list_rules, explain, **flags) -> None:
     """Lint the architecture of CNN models (MODELS: .onnx files or folders searched for them).
 
     Prints findings and a summary (MACs, parameters, receptive field); --layers adds the
@@ -240,19 +263,14 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
     imports pkg.module and calls factory() -- naming it is the opt-in to running that code;
     the factory returns an nn.Module or (module, input_shape). Whole-model pickles
     (torch.save(model)) are refused: loading one runs code from the file.
+
+    Compare two models with: archlint diff BASE HEAD (see archlint diff --help).
     """
-    from .engine.config import parse_input_shapes
     from .engine.registry import discover_rules
     from .reports import RENDERERS
 
-    config = _load_config(config_path, isolated)
-    config = config.override(
-        select=_split(select), ignore=_split(ignore),
-        options={**_parse_options(option_values), **_budget_values(review)} or None,
-        fail_on=Severity(fail_on) if fail_on else None,
-        input_shapes=parse_input_shapes(input_shape) if input_shape else None,
-        rules_paths=(config.rules_paths + tuple(rules_path)) if rules_path else None)
-    convention = _convention(review)
+    config = _config_from_flags(flags)
+    convention = _convention(flags)
     if list_rules or explain:
         from .reports.rules import render_rule, render_rule_list
 
@@ -269,13 +287,13 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
         raise click.UsageError("no model given; usage: archlint MODEL.onnx [MODEL...]")
     paths = _expand(models)
     baselines = None
-    if review.get("baseline_path"):
+    if flags.get("baseline_path"):
         from .engine.baseline import load_baseline
 
-        baselines = [load_baseline(review["baseline_path"], p) for p in paths]
+        baselines = [load_baseline(flags["baseline_path"], p) for p in paths]
         if len(paths) == 1 and baselines[0].macs is not None and "baseline-macs" not in config.options:
             config = config.override(options={"baseline-macs": baselines[0].macs})
-    results = _lint_all(paths, config, jobs or os.cpu_count() or 1, unsafe_load_pickle)
+    results = _lint_all(paths, config, jobs or os.cpu_count() or 1, flags["unsafe_load_pickle"])
     for kind, value in results:
         if kind == "config":
             raise ConfigError(value)
@@ -285,8 +303,8 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
             click.echo(f"archlint: error: {message}", err=True)
         sys.exit(2)
     reports = [_with_convention(value, convention) for _, value in results]
-    if review.get("write_baseline"):
-        _write(review["write_baseline"], RENDERERS["json"](reports))
+    if flags.get("write_baseline"):
+        _write(flags["write_baseline"], RENDERERS["json"](reports))
     if baselines is not None:
         from .engine.baseline import apply_baseline
 
@@ -297,7 +315,7 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
     else:
         click.echo(text, nl=False)
     failing = any(r.failing(config.fail_on) for r in reports)
-    sys.exit(1 if failing and not exit_zero else 0)
+    sys.exit(1 if failing and not flags["exit_zero"] else 0)
 
 
 @click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
@@ -306,22 +324,9 @@ def cli(models, fmt, output, layers, jobs, input_shape, select, ignore, option_v
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
               show_default=True, help="Output format.")
 @click.option("--output", "-o", metavar="FILE", help="Write the diff to FILE instead of stdout.")
-@click.option("--input-shape", "input_shape", multiple=True, metavar="[NAME:]DIMS",
-              help="Pin input dimensions of both models (repeatable).")
-@click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL.")
-@click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip.")
-@click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option.")
-@click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
-              help="Lowest severity of a NEW finding that makes the exit code 1 [default: warning].")
-@click.option("--exit-zero", is_flag=True, help="Exit 0 even when there are new findings.")
-@click.option("--config", "config_path", metavar="FILE", help="Config file; default: the nearest one.")
-@click.option("--isolated", is_flag=True, help="Ignore all configuration files.")
-@click.option("--rules-path", multiple=True, metavar="DIR", help="Also load rules from .py files in DIR.")
-@click.option("--unsafe-load-pickle", "unsafe_load_pickle", is_flag=True,
-              help="Allow torch.save(model) pickles. UNSAFE: loading a pickle runs code from the file.")
+@_model_options
 @_review_options
-def diff_cli(base, head, fmt, output, input_shape, select, ignore, option_values, fail_on, exit_zero,
-             config_path, isolated, rules_path, unsafe_load_pickle, **review) -> None:
+def diff_cli(base, head, fmt, output, **flags) -> None:
     """Compare two models (BASE, HEAD: anything the check command accepts).
 
     Prints totals before/after (MACs, params, receptive field, output shape), layers added,
@@ -329,21 +334,14 @@ def diff_cli(base, head, fmt, output, input_shape, select, ignore, option_values
     Exit code 0: no new finding at or above --fail-on; 1: new findings; 2: error.
     """
     from .diff import diff_models
-    from .engine.config import parse_input_shapes
     from .reports.diff import DIFF_RENDERERS
 
-    config = _load_config(config_path, isolated)
-    config = config.override(
-        select=_split(select), ignore=_split(ignore),
-        options={**_parse_options(option_values), **_budget_values(review)} or None,
-        fail_on=Severity(fail_on) if fail_on else None,
-        input_shapes=parse_input_shapes(input_shape) if input_shape else None,
-        rules_paths=(config.rules_paths + tuple(rules_path)) if rules_path else None)
-    convention = _convention(review)
+    config = _config_from_flags(flags)
+    convention = _convention(flags)
     for model in (base, head):
         if not os.path.exists(model) and ":" not in model:
             raise ConfigError(f"{model}: no such file")
-    result = diff_models(base, head, config, unsafe_load_pickle=unsafe_load_pickle)
+    result = diff_models(base, head, config, unsafe_load_pickle=flags["unsafe_load_pickle"])
     if convention is not None:
         from dataclasses import replace
 
@@ -354,7 +352,7 @@ def diff_cli(base, head, fmt, output, input_shape, select, ignore, option_values
         _write(output, text)
     else:
         click.echo(text, nl=False)
-    sys.exit(1 if result.failing(config.fail_on) and not exit_zero else 0)
+    sys.exit(1 if result.failing(config.fail_on) and not flags["exit_zero"] else 0)
 
 
 class _DefaultGroup(click.Group):

@@ -128,6 +128,20 @@ class Zoo:
             self.models[name] = self._build(name)
         return self.models[name]
 
+    def exports(self, name: str) -> list[Path]:
+        """Both exports of a reference model; for any other torchvision model, a dynamo export
+        (no FLOP counting), made on first request and kept in the same folder."""
+        if name in ZOO:
+            return list(self[name].paths.values())
+        path = self.folder / f"{name}_dynamo.onnx"
+        if not path.exists():
+            torchvision = import_torchvision()
+            import torch
+
+            torch.manual_seed(0)
+            export(getattr(torchvision.models, name)().eval(), torch.randn(1, 3, 224, 224), path, "dynamo")
+        return [path]
+
     def _build(self, name: str) -> ZooModel:
         torchvision = import_torchvision()
         import torch

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from pathlib import Path
 
 import pytest
 
@@ -12,24 +11,7 @@ from archlint.api import Config, Graph, Layer, Op, lint, plain_chains, weighted_
 from archlint.frontends import load_graph
 from archlint.rules.skip import DeepChainWithoutSkip, get_rules
 
-from conftest import export, fixture_path, import_torchvision
-
-#: torchvision models the conftest zoo does not export; exported here on first use, once per session.
-EXTRA_MODELS = ("resnet18", "vgg19", "mobilenet_v3_large")
-
-
-def torchvision_paths(zoo, name: str) -> list[Path]:
-    """Both exports of a zoo model, or (for the extras) the dynamo export, cached in the zoo folder."""
-    if name not in EXTRA_MODELS:
-        return list(zoo[name].paths.values())
-    path = zoo.folder / f"{name}_dynamo.onnx"
-    if not path.exists():
-        torchvision = import_torchvision()
-        import torch
-
-        torch.manual_seed(0)
-        export(getattr(torchvision.models, name)().eval(), torch.randn(1, 3, 224, 224), path, "dynamo")
-    return [path]
+from conftest import fixture_path
 
 
 class _G:
@@ -193,7 +175,7 @@ TORCHVISION_LONGEST = {"resnet18": 2, "resnet50": 3, "densenet121": 2, "mobilene
 @pytest.mark.parametrize("name", ["vgg16", "vgg19", "resnet18", "resnet50", "densenet121", "mobilenet_v2",
                                   "mobilenet_v3_large", "efficientnet_b0"])
 def test_torchvision_models(zoo, name):
-    for path in torchvision_paths(zoo, name):
+    for path in zoo.exports(name):
         report = lint(str(path), Config(select=("AL1",)))
         found = [(f.layer, f.data["depth"], f.data["first"], f.data["limit"]) for f in report.findings]
         expected = TORCHVISION_FLAGGED.get(name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import time
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
 
@@ -16,23 +15,7 @@ from archlint.api import (Config, Graph, Layer, Op, axis_coverage, lint, stride_
 from archlint.rules.stride import (AggressiveStrideStep, EarlyDownsampling, StrideSkipsInput,
                                    WindowMissesInputEdge, get_rules)
 
-from conftest import export, fixture_path, import_torchvision
-
-EXTRA_MODELS = ("resnet18", "mobilenet_v3_large")
-
-
-def torchvision_paths(zoo, name: str) -> list[Path]:
-    """Both exports of a zoo model, or (for the extras) the dynamo export, cached in the zoo folder."""
-    if name not in EXTRA_MODELS:
-        return list(zoo[name].paths.values())
-    path = zoo.folder / f"{name}_dynamo.onnx"
-    if not path.exists():
-        torchvision = import_torchvision()
-        import torch
-
-        torch.manual_seed(0)
-        export(getattr(torchvision.models, name)().eval(), torch.randn(1, 3, 224, 224), path, "dynamo")
-    return [path]
+from conftest import fixture_path
 
 
 def _brute_force(n, k, s, p, d, windows):
@@ -170,7 +153,7 @@ RESNET_AL201 = [("layer2.0.downsample.0", 56 * 56), ("layer3.0.downsample.0", 28
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "vgg16", "densenet121", "mobilenet_v2",
                                   "mobilenet_v3_large", "efficientnet_b0"])
 def test_torchvision_models(zoo, name):
-    for path in torchvision_paths(zoo, name):
+    for path in zoo.exports(name):
         report = lint(str(path), Config(select=("AL2",)))
         found = [(f.code, f.layer, f.data.get("positions"), f.data.get("unread_fraction")) for f in report.findings]
         if name.startswith("resnet"):
