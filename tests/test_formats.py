@@ -66,11 +66,15 @@ def validate(doc, schema) -> list[str]:
 
 
 def source_of(finding: dict | Finding) -> tuple[str, int] | None:
+    """(path, line) of a finding's Python source as the renderers must show it: relative to
+    the working directory when the file lies inside it, else absolute."""
     source = finding["source"] if isinstance(finding, dict) else finding.source
     if not source:
         return None
     path, _, line = source.rpartition(":")
-    return os.path.relpath(path, ROOT).replace(os.sep, "/"), int(line)
+    full = Path(ROOT, path).resolve()
+    inside = full == ROOT or ROOT in full.parents
+    return (full.relative_to(ROOT).as_posix() if inside else full.as_posix()), int(line)
 
 
 def test_every_format_is_offered_and_rendered(reports):
@@ -203,8 +207,10 @@ def test_sarif_results_match_findings(sarif_doc, reports):
             assert locations == model_locs
         else:  # the Python line comes first: code scanning annotates the first location
             primary = locations[0]["physicalLocation"]
-            assert primary["artifactLocation"]["uri"] == where[0]
-            assert not primary["artifactLocation"]["uri"].startswith("/")
+            if where[0].startswith("/"):  # outside the working tree: an absolute file URI
+                assert primary["artifactLocation"] == {"uri": Path(where[0]).as_uri()}
+            else:
+                assert primary["artifactLocation"]["uri"] == where[0]
             assert primary["region"]["startLine"] == where[1]
             assert len(locations) == 2
     assert any(source_of(f) for _, f in findings), "the dynamo fixture should record Python sources"

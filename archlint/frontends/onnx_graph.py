@@ -20,6 +20,7 @@ import onnx
 from ..errors import ModelLoadError
 from ..graph import Graph, Layer, Op, Source
 from .onnx_file import LoadedOnnx
+from .sources import source_from_trace
 
 __all__ = ["onnx_graph"]
 
@@ -42,7 +43,6 @@ _PARAM_INPUTS = {
 }
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 _SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
-_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def onnx_graph(loaded: LoadedOnnx) -> Graph:
@@ -65,7 +65,6 @@ class _Builder:
         self.graph = Graph(model=loaded.source, format="onnx", notes=list(loaded.notes),
                            unsupported_ops=Counter(), inputs=[], outputs=[])
         self.producer: dict[str, tuple[str, int]] = {}
-        self.torch_package_dirs: tuple[str, ...] = ("/torch/", "\\torch\\")
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -101,15 +100,10 @@ class _Builder:
         return None
 
     def _source_line(self, node: onnx.NodeProto) -> Source | None:
-        meta = {p.key: p.value for p in node.metadata_props}
-        trace = meta.get("pkg.torch.onnx.stack_trace")
-        if not trace:
-            return None
-        frames = [(f, int(line)) for f, line in _FRAME.findall(trace)]
-        user = [fr for fr in frames if not any(d in fr[0] for d in self.torch_package_dirs)]
-        if not user:
-            return None
-        return Source(*user[-1])
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.stack_trace":
+                return source_from_trace(prop.value)
+        return None
 
     def _names(self, nodes: list[tuple[onnx.NodeProto, Op]]) -> list[tuple[str, str, Source | None]]:
         """(name, origin, source) for each layer node, unique, in graph order."""

@@ -43,7 +43,6 @@ import io
 import logging
 import operator
 import os
-import re
 import sys
 import warnings
 from collections import Counter, defaultdict
@@ -57,12 +56,12 @@ from torch import nn
 
 from ..errors import ModelLoadError, ShapeError
 from ..graph import Graph, Layer, Op, Source
+from .sources import local_source, source_from_trace
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__) + os.sep
 _ARCHLINT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 
 #: ONNX op type used in ``scope/OpType`` names, per canonical op (when no finer type is known).
 _ONNX_TYPE = {Op.CONV: "Conv", Op.CONV_TRANSPOSE: "ConvTranspose", Op.MAX_POOL: "MaxPool",
@@ -444,13 +443,8 @@ class _Converter:
     def _source(self, node: fx.Node) -> Source | None:
         recorded = node.meta.get("archlint_source")
         if recorded:
-            return Source(*recorded)
-        trace = node.meta.get("stack_trace")
-        if not trace:
-            return None
-        frames = [(f, int(line)) for f, line in _FRAME.findall(trace)]
-        user = [fr for fr in frames if not fr[0].startswith(_TORCH_DIR) and "/torch/" not in fr[0]]
-        return Source(*user[-1]) if user else None
+            return local_source(*recorded)
+        return source_from_trace(node.meta.get("stack_trace") or "", _TORCH_DIR)
 
     # -- building ------------------------------------------------------------------------
 
