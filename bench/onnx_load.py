@@ -5,6 +5,9 @@ runs ``onnx.shape_inference.infer_shapes``: the least any ONNX analyser must do.
 as fresh processes, interleaved, several times; the script prints medians and the ratio.
 
     python bench/onnx_load.py [--runs 7] [--arch resnet50]
+
+Measure with a regular install (``pip install .``): an editable install adds an import
+hook that costs about 20 ms per process, which is most of the margin on the dynamo file.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from _models import exported
 
@@ -35,6 +39,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--arch", default="resnet50")
     args = parser.parse_args()
+    import archlint
+
+    print(f"archlint imported from {Path(archlint.__file__).parent}")
     for exporter in ("dynamo", "legacy"):
         path = str(exported(args.arch, exporter))
         base, ours = [], []
