@@ -115,3 +115,38 @@ def test_matmul_with_broadcast_weight_counts_every_batch():
     assert row.op == "linear" and row.output_shape == (2, 6, 5, 3)
     a, w = torch.randn(2, 6, 5, 8), torch.randn(8, 3)
     assert row.macs == _torch_macs(torch.matmul, a, w) == 2 * 6 * 5 * 3 * 8
+
+
+@pytest.mark.parametrize(("equation", "a", "b"), [("bhid,bhjd->bhij", (2, 4, 7, 16), (2, 4, 9, 16)),
+                                                  ("bhij,bhjd->bhid", (2, 4, 7, 9), (2, 4, 9, 16)),
+                                                  ("ij,jk", (5, 6), (6, 3))])
+def test_einsum_counts_like_the_matrix_products_it_performs(equation, a, b):
+    torch = pytest.importorskip("torch")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Einsum(torch.nn.Module):
+        def forward(self, x, y):
+            return torch.einsum(equation, x, y)
+
+    x, y = torch.randn(*a), torch.randn(*b)
+    with FlopCounterMode(display=False) as counter:
+        Einsum()(x, y)
+    report = archlint.lint(Einsum(), example_inputs=(x, y))
+    assert report.summary.macs * 2 == counter.get_total_flops() > 0
+    assert not report.summary.unsupported_ops
+
+
+def test_onnx_einsum_is_a_matrix_product_and_three_operands_stay_unsupported():
+    from onnx import TensorProto, helper
+
+    def model(equation, shapes):
+        names = [f"in{i}" for i in range(len(shapes))]
+        graph = helper.make_graph([helper.make_node("Einsum", names, ["out"], equation=equation)], "g",
+                                  [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in zip(names, shapes)],
+                                  [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)])
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+    two = archlint.lint(model("bhid,bhjd->bhij", [(1, 8, 49, 32), (1, 8, 49, 32)]))
+    assert two.summary.macs == 1 * 8 * 49 * 49 * 32  # every output element sums over d
+    three = archlint.lint(model("ij,jk,kl->il", [(2, 3), (3, 4), (4, 5)]))
+    assert three.summary.macs == 0 and three.summary.unsupported_ops == {"Einsum": 1}

@@ -19,6 +19,7 @@ import onnx
 
 from ..errors import ModelLoadError
 from ..graph import Graph, Layer, Op, Source
+from .einsum import einsum_contraction
 from .onnx_file import LoadedOnnx
 from .sources import source_from_trace
 
@@ -233,6 +234,8 @@ class _Builder:
             return Op.GLOBAL_POOL
         if t in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2") and self._reduces_all_spatial(node):
             return Op.GLOBAL_POOL
+        if t == "Einsum":
+            return Op.MATMUL if self._einsum_k(node) is not None else Op.OTHER
         if t in ("Gemm", "MatMul"):
             weights = [i for i in node.input[:2] if i in self.loaded.constant_names]
             return Op.LINEAR if weights else Op.MATMUL
@@ -253,10 +256,21 @@ class _Builder:
         if t in ("Resize", "Upsample"):
             return Op.RESIZE
         if t == "Pad":
-            return Op.PAD
-        if t in ("Slice", "Split"):
+            return Op.PAD if self._constant_args(node, 1) else Op.OTHER
+        if t == "Slice":
+            return Op.SLICE if self._constant_args(node, 1, 2, 3, 4) else Op.OTHER
+        if t == "Split":
             return Op.SLICE
         return Op.OTHER
+
+    def _constant_args(self, node: onnx.NodeProto, *positions: int) -> bool:
+        """Whether the inputs at ``positions`` (those present) have known constant values."""
+        return all(node.input[p] in self.loaded.constants for p in positions
+                   if p < len(node.input) and node.input[p])
+
+    def _einsum_k(self, node: onnx.NodeProto) -> int | None:
+        equation = _as_str(_attrs(node).get("equation", ""))
+        return einsum_contraction(equation, [self.loaded.shapes.get(i) for i in node.input])
 
     def _reduces_all_spatial(self, node: onnx.NodeProto) -> bool:
         shape = self.loaded.shapes.get(node.input[0])
@@ -327,6 +341,8 @@ class _Builder:
         return {}
 
     def _contracted_dim(self, node, a, in_shapes) -> int | None:
+        if node.op_type == "Einsum":
+            return self._einsum_k(node)
         shapes = self.loaded.shapes
         first = shapes.get(node.input[0])
         if first is None or not first:

@@ -56,6 +56,7 @@ from torch import nn
 
 from ..errors import ModelLoadError, ShapeError
 from ..graph import Graph, Layer, Op, Source
+from .einsum import einsum_contraction
 from .sources import local_source, source_from_trace
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
@@ -412,6 +413,9 @@ class _Converter:
         self.module = module
         self.roles = roles  # export: placeholder name -> (role, target)
         self.producer: dict[fx.Node, tuple[str, int]] = {}
+        #: parameters reaching a node only through weight-side arithmetic (a class token
+        #: expanded, a bias table indexed): counted on the first layer that consumes them
+        self.carried: dict[fx.Node, list[tuple[int, ...]]] = {}
         self.entries: dict[str, _Entry] = {}
         self.inputs: list[tuple[str, tuple[int, ...] | None]] = []
         self.outputs: list[str] = []
@@ -489,13 +493,27 @@ class _Converter:
                 found.append(arg)
         return found
 
+    def _carried(self, node: fx.Node) -> list[tuple[int, ...]]:
+        """Parameter shapes arriving at ``node`` through arguments that are not activations."""
+        found = []
+        for arg in _flatten((node.args, node.kwargs)):
+            if isinstance(arg, fx.Node) and arg not in self.producer:
+                found.extend(self.carried.pop(arg, ()))
+        return found
+
     def _call(self, node: fx.Node) -> None:
         data = self._data_inputs(node)
-        if not data:
-            return  # constants and shape arithmetic
+        if not data:  # constants, shape arithmetic, or arithmetic on parameters alone
+            own = [tuple(self.values[a].shape) for a in _flatten((node.args, node.kwargs))
+                   if self._param_target(a) and a in self.values]
+            carried = self._carried(node) + own
+            if carried:
+                self.carried[node] = carried
+            return
         value = self.values.get(node)
         is_tensor = isinstance(value, torch.Tensor)
-        is_multi = isinstance(value, (tuple, list)) and value and all(isinstance(v, torch.Tensor) for v in value)
+        # a module may return (tensor, None), e.g. nn.MultiheadAttention without weights
+        is_multi = isinstance(value, (tuple, list)) and isinstance(value[0] if value else None, torch.Tensor)
         if node.op == "call_function" and node.target is operator.getitem:
             source = node.args[0]
             if isinstance(source, fx.Node) and isinstance(self.values.get(source), (tuple, list)):
@@ -527,6 +545,7 @@ class _Converter:
                 target = self._param_target(weight)
                 if target and target.endswith(".weight"):
                     weight_module = target[: -len(".weight")]
+        params = params + self._carried(node)
         op, otype, fields = spec
         stack = self._scope_stack(node)
         scope = node.target if node.op == "call_module" else (stack[-1] if stack else "")
@@ -612,6 +631,16 @@ class _Converter:
             else:
                 dilation, groups = _arg(node, 5, "dilation", 1), _arg(node, 6, "groups", 1)
             return self._conv(x, w, stride, padding, dilation, groups, transposed)
+        if name == "einsum":
+            equation, operands = (node.args[0] if node.args else None), list(node.args[1:])
+            if len(operands) == 1 and isinstance(operands[0], (list, tuple)):  # einsum(eq, [a, b])
+                operands = list(operands[0])
+            k = (einsum_contraction(equation, [_shape(val(o)) for o in operands])
+                 if isinstance(equation, str) else None)
+            out = _shape(self.values.get(node))
+            if k is not None:
+                return Op.MATMUL, "Einsum", dict(in_channels=k, out_channels=out[-1] if out else None)
+            return Op.OTHER, "einsum", {}
         if name in ("linear", "matmul", "mm", "bmm", "addmm"):
             operands = [_arg(node, 0, ("input", "self")), _arg(node, 1, ("weight", "other", "mat2"))]
             if name == "addmm":

@@ -223,7 +223,7 @@ def _totals(report: Report) -> str:
     notes = "".join(f"<li>{_a(n)}</li>" for n in s.notes)
     unsupported = ", ".join(f"{k} x{v}" for k, v in sorted(s.unsupported_ops.items()))
     if unsupported:
-        notes += f"<li>ops not understood (receptive field unknown after them): {_a(unsupported)}</li>"
+        notes += f"<li>ops not understood (no MACs counted for them, receptive field unknown after them): {_a(unsupported)}</li>"
     return f'<div class="totals">{body}</div>' + (f"<ul>{notes}</ul>" if notes else "")
 
 

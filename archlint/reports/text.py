@@ -84,7 +84,7 @@ def _summary(report: Report) -> list[str]:
         lines.append(f"  other ops (not in MACs): {parts}")
     if s.unsupported_ops:
         parts = ", ".join(f"{k} x{v}" for k, v in sorted(s.unsupported_ops.items()))
-        lines.append(f"  ops not understood (kept as 'other'; receptive field unknown after them): {parts}")
+        lines.append(f"  ops not understood (kept as 'other': no MACs counted for them, receptive field unknown after them): {parts}")
     lines.extend(f"  note: {n}" for n in s.notes)
     return lines
 
