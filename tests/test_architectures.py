@@ -15,7 +15,7 @@ import pytest
 import archlint
 from archlint.frontends import load_graph
 
-from conftest import ZOO
+from conftest import ZOO, export, import_torchvision
 
 pytest.importorskip("torch")
 
@@ -69,3 +69,24 @@ def test_conv_and_linear_weight_elements_match_module_weights(zoo, name, exporte
         module = model.modules[layer_name]
         out = module.out_channels if hasattr(module, "out_channels") else module.out_features
         assert rows[layer_name].params in (numel, numel + out), layer_name
+
+
+def test_windowed_attention_legacy_export_folds_shape_arithmetic_over_many_rounds(zoo):
+    """Swin-T's legacy export computes its window reshapes and pads from shapes that are known
+    only after earlier reshapes are resolved: many rounds of folding. Its MACs then equal
+    FlopCounterMode's (and torchvision's published 4.49 GFLOPS)."""
+    torchvision = import_torchvision()
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = zoo.folder / "swin_t_legacy.onnx"
+    torch.manual_seed(0)
+    model = torchvision.models.swin_t().eval()
+    x = torch.randn(1, 3, 224, 224)
+    if not path.exists():
+        export(model, x, path, "legacy")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    report = archlint.lint(path)
+    assert report.summary.macs * 2 == counter.get_total_flops()
+    assert f"{report.summary.macs / 1e9:.2f}" == "4.49"

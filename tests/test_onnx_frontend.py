@@ -176,3 +176,4 @@ def test_legacy_export_with_dynamic_axes_gets_correct_shapes_from_input_shape():
         assert report.layer(name).output_shape == shape, name
         weight_ = getattr(module, name).weight
         assert report.layer(name).macs == int(np.prod(shape)) * weight_.shape[1] * 9
+

@@ -27,6 +27,8 @@ __all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
 
 #: Tensors up to this many elements keep their values (shape arguments, small constants).
 SMALL_TENSOR = 1024
+#: Rounds of inference + folding at most; each must fold something new to continue.
+MAX_FOLD_ROUNDS = 64
 #: Ops never folded even when all their inputs are constant.
 _UNFOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                "Multinomial", "Bernoulli", "If", "Loop", "Scan"}
@@ -105,7 +107,9 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     _pin_inputs(model, source, input_shapes, notes)
     inferred = _infer(model, source)
     constants, constant_names = _constants(inferred)
-    for _ in range(4):
+    # each round folds the shape arithmetic whose inputs inference now knows; models that
+    # reshape by shapes computed after earlier reshapes (windowed attention) need several
+    for _ in range(MAX_FOLD_ROUNDS):
         unknown = _unknown_data_shapes(inferred, constant_names)
         if not unknown:
             break
