@@ -273,3 +273,34 @@ def test_factory_reference_on_the_command_line(tmp_path):
     assert missing.returncode == 2 and missing.stderr == "archlint: error: mynets:nothing: module 'mynets' has no attribute 'nothing'\n"
     no_shape = run_cli("mynets:small", cwd=tmp_path)
     assert no_shape.returncode == 2 and "needs input shapes" in no_shape.stderr and no_shape.stderr.count("\n") == 1
+
+
+def test_common_layers_are_traced_without_importing_torch_compile_machinery():
+    """Conv, BatchNorm, activations, pooling, residual adds, flatten and linear get their
+    shapes without meta kernels, whose first call imports torch._dynamo (~2 s)."""
+    pytest.importorskip("torch")
+    code = """
+import sys, torch
+from torch import nn
+import archlint
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)) + x)
+
+net = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2), Block(),
+                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)).eval()
+report = archlint.lint(net, example_inputs=torch.randn(1, 3, 32, 32))
+print(report.summary.macs, sorted(m for m in ("torch._dynamo", "torch.fx.experimental.symbolic_shapes")
+                                  if m in sys.modules))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    macs, imported = result.stdout.split(maxsplit=1)
+    # conv 3->8 s2 on 16x16: 16*16*8*27; block conv on 8x8: 8*8*8*72; linear 8*10
+    assert int(macs) == 16 * 16 * 8 * 27 + 8 * 8 * 8 * 72 + 80
+    assert imported.strip() == "[]"

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..errors import ModelLoadError
 from ..graph import Graph
-from .onnx_file import InputShapes
+
+#: A bare shape for a single input, or input name -> shape.
+InputShapes = Mapping[str, Sequence[int]] | Sequence[int] | None
 
 __all__ = ["load_graph", "is_torch_reference"]
 

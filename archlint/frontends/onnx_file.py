@@ -21,6 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelLoadError, ShapeError
+from . import InputShapes
 from .onnx_wire import read_model
 
 __all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
@@ -37,7 +38,6 @@ _UNFOLDABLE = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUnifo
 _GENERATORS = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample", "Pad", "EyeLike",
                "OneHot", "RandomNormal", "RandomUniform"}
 
-InputShapes = Mapping[str, Sequence[int]] | Sequence[int] | None
 
 
 @dataclass
