@@ -111,12 +111,6 @@ class Layer:
     #: Free-form extras from the frontend (e.g. the format's node name).
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
-    @property
-    def spatial_rank(self) -> int:
-        """Number of spatial axes of the (first) input, 0 for vectors."""
-        shape = self.input_shapes[0] if self.input_shapes else self.output_shape
-        return max(len(shape) - 2, 0) if shape else 0
-
 
 class Graph(nx.DiGraph):
     """A model as a DiGraph of layer names; see the module docstring for the attributes.

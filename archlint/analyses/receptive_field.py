@@ -88,10 +88,6 @@ class ReceptiveField:
         """Effective padding per axis: how far output 0's field starts before pixel 0."""
         return tuple(max(p.padding for p in pieces) for pieces in self.axes)
 
-    def covers(self, input_extent: tuple[int, ...]) -> bool:
-        """Whether one output position can see every pixel of an input of this size."""
-        return all(s >= n for s, n in zip(self.size, input_extent))
-
     def moved(self, axes=None, extent=None, positions=None, context: bool | None = None) -> "ReceptiveField":
         """A copy with some parts replaced (fields are immutable)."""
         return ReceptiveField(self.axes if axes is None else tuple(axes),

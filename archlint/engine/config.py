@@ -23,9 +23,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Config", "load_config", "find_config", "config_from_mapping", "parse_input_shapes", "ENGINE_KEYS"]
-
-ENGINE_KEYS = ("select", "ignore", "fail-on", "input-shape", "per-node-ignores", "rules-path")
+__all__ = ["Config", "load_config", "find_config", "config_from_mapping", "parse_input_shapes"]
 
 
 @dataclass(frozen=True)
