@@ -137,10 +137,11 @@ def _dynamic_model(dims):
     return make_model([conv], {"x": dims}, {"y": None}, [weight("w", (4, 3, 3, 3))])
 
 
-def test_dynamic_batch_dimension_defaults_to_one_with_a_note():
-    report = archlint.lint(_dynamic_model(["N", 3, 16, 16]))
+def test_dynamic_batch_dimension_needs_input_shape_and_the_error_shows_an_example():
+    with pytest.raises(ShapeError, match=r"axis 0 \('N'\).*--input-shape x:1,3,16,16"):
+        archlint.lint(_dynamic_model(["N", 3, 16, 16]))
+    report = archlint.lint(_dynamic_model(["N", 3, 16, 16]), input_shapes=(1, 3, 16, 16))
     assert report.layer("conv").output_shape == (1, 4, 8, 8)
-    assert any("batch" in note and "1" in note for note in report.summary.notes)
 
 
 def test_dynamic_spatial_dimension_needs_input_shape():

@@ -293,16 +293,14 @@ def _pin_inputs(model: onnx.ModelProto, source: str, input_shapes: InputShapes, 
             if dim.HasField("dim_value"):
                 raise ModelLoadError(source, f"input '{value.name}' has a non-positive dimension "
                                              f"{dim.dim_value} at axis {axis}")
+            # archlint never guesses a size (MACs scale with every dimension, batch included)
             label = f" ('{dim.dim_param}')" if dim.dim_param else ""
-            if axis == 0 and len(dims) > 1:
-                notes.append(f"input '{value.name}': dynamic batch dimension{label} taken as 1")
-                dim.Clear()
-                dim.dim_value = 1
-                continue
             shown = ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in dims)
+            example = ",".join(str(d.dim_value) if d.HasField("dim_value") else "1" if i == 0 else "SIZE"
+                               for i, d in enumerate(dims))
             raise ShapeError(source, f"input '{value.name}' has a dynamic dimension at axis {axis}{label} "
-                                     f"(shape {shown}); pass --input-shape {value.name}:N,C,H,W "
-                                     "with concrete sizes")
+                                     f"(shape {shown}); pass concrete sizes with --input-shape, "
+                                     f"e.g. --input-shape {value.name}:{example}")
 
 
 # --- inference and folding --------------------------------------------------------------
