@@ -10,7 +10,7 @@ from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_l
                               cumulative_border_losses, same_padding)
 from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
-from .analyses.receptive_field import AxisField, ReceptiveField, summary_receptive_field
+from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
 from .analyses.sampling import AxisCoverage, StrideStep, WindowCoverage, axis_coverage, stride_steps, window_coverage
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
@@ -30,5 +30,5 @@ __all__ = [
     "PlainChain", "plain_chains", "weighted_depths", "AxisCoverage", "WindowCoverage", "axis_coverage",
     "window_coverage", "StrideStep", "stride_steps",
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
-    "ActivationPeak", "peak_activation", "summary_receptive_field",
+    "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
 ]

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import (Finding, Graph, Option, Rule, RuleContext, Severity, peak_activation, spatial_dims,
+from archlint.api import (Finding, Graph, Option, Rule, RuleContext, Severity, input_extent, peak_activation,
                           summary_receptive_field)
 
 __all__ = ["Count", "Ratio", "MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
@@ -245,11 +245,7 @@ class MinReceptiveField(Rule):
         last = summary_receptive_field(graph, fields)
         if last is None:
             return
-        extent = ()
-        for name in graph.graph.get("inputs", ()):
-            if name in graph and (name == last or _reaches(graph, name, last)):
-                extent = spatial_dims(graph.layer(name).output_shape)
-                break
+        extent = input_extent(graph, last)
         size = fields[last].size
         if not extent or len(extent) != len(size):
             return
@@ -262,12 +258,6 @@ class MinReceptiveField(Rule):
                 fix="add stages, downsample earlier or dilate convolutions",
                 data={"receptive_field": [float(s) for s in size], "input": list(extent), "share": min(shares),
                       "limit": float(limit)})
-
-
-def _reaches(graph: Graph, source: str, target: str) -> bool:
-    import networkx as nx
-
-    return nx.has_path(graph, source, target)
 
 
 class MaxMacsIncrease(Rule):

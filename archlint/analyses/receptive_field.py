@@ -26,8 +26,9 @@ from functools import cached_property
 from fractions import Fraction
 
 from ..graph import Graph, Layer, Op
+from .shapes import spatial_dims
 
-__all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field"]
+__all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent"]
 
 _ELEMENTWISE = {Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM}
 _GLOBALIZING = {Op.GLOBAL_POOL, Op.FLATTEN, Op.LINEAR, Op.MATMUL}
@@ -290,6 +291,20 @@ def _reshaped(layer: Layer, field: ReceptiveField) -> ReceptiveField | None:
     if all(p >= 0 for p in positions) and _extent_at(out, positions) == field.extent:
         return field.moved(positions=positions)
     return None
+
+
+def input_extent(graph: Graph, layer: str) -> tuple[int, ...]:
+    """Spatial size of the first graph input that ``layer`` depends on (``()`` if none is known).
+
+    The input the receptive field of ``layer`` is measured against.
+    """
+    import networkx as nx
+
+    candidates = graph.graph.get("inputs") or [n for n in graph if graph.layer(n).op is Op.INPUT]
+    for name in candidates:
+        if name in graph and (name == layer or nx.has_path(graph, name, layer)):
+            return spatial_dims(graph.layer(name).output_shape)
+    return ()
 
 
 def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> str | None:

@@ -22,8 +22,7 @@ import networkx as nx
 
 from ..graph import Graph, Layer, Op
 from .macs import Cost
-from .receptive_field import ReceptiveField, summary_receptive_field
-from .shapes import spatial_dims
+from .receptive_field import ReceptiveField, input_extent, summary_receptive_field
 
 __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage"]
 
@@ -187,11 +186,7 @@ def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None]) ->
                  and fields.get(layer.name) is not None and fields[layer.name].is_global), None)
     if head is None:
         return None
-    extent: tuple[int, ...] = ()
-    for name in graph.graph.get("inputs") or [n for n in graph if graph.layer(n).op is Op.INPUT]:
-        if name in graph and nx.has_path(graph, name, last):
-            extent = spatial_dims(graph.layer(name).output_shape)
-            break
+    extent = input_extent(graph, last)
     field = fields[last]
     if not extent or len(extent) != len(field.size):
         return None

@@ -9,8 +9,8 @@ import networkx as nx
 
 from .. import __version__
 from ..analyses import ANALYSES
-from ..analyses.receptive_field import summary_receptive_field
-from ..analyses.shapes import check_shapes, spatial_dims
+from ..analyses.receptive_field import input_extent, summary_receptive_field
+from ..analyses.shapes import check_shapes
 from ..errors import ArchlintError, ConfigError, RuleError
 from ..frontends import load_graph
 from ..graph import Graph, Op
@@ -102,12 +102,8 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
     field_summary = None
     if last is not None:
         field = fields[last]
-        extent = ()
-        for name in graph.graph["inputs"]:
-            if nx.has_path(graph, name, last):
-                extent = spatial_dims(graph.layer(name).output_shape)
-                break
-        field_summary = FieldSummary(last, field.size, field.stride, field.padding, extent, field.global_context)
+        field_summary = FieldSummary(last, field.size, field.stride, field.padding, input_extent(graph, last),
+                                     field.global_context)
     other: dict[str, int] = {}
     for row in rows:
         if row.other_ops:
