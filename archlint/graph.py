@@ -112,6 +112,13 @@ class Layer:
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
 
+def _by_index(preds: dict[str, dict]) -> tuple[str, ...]:
+    """Producer names ordered by the ``index`` of their edge (the consumer's input position)."""
+    if len(preds) == 1:
+        return tuple(preds)
+    return tuple(src for src, _ in sorted(preds.items(), key=lambda e: e[1].get("index", 0)))
+
+
 class Graph(nx.DiGraph):
     """A model as a DiGraph of layer names; see the module docstring for the attributes.
 
@@ -123,18 +130,19 @@ class Graph(nx.DiGraph):
 
     def layer(self, name: str) -> Layer:
         """The :class:`Layer` stored at node ``name``."""
-        return self.nodes[name]["layer"]
+        return self._node[name]["layer"]
 
     # order(), layers() and inputs_of() are cached once the graph is frozen (``nx.freeze``,
     # done by the frontends and by the engine before any analysis): a frozen graph cannot
     # change, so the caches never go stale. Unfrozen graphs (being built) compute afresh.
 
     def _cached(self, key: str, compute):
+        value = self.__dict__.get(key)
+        if value is not None:
+            return value  # only frozen graphs store caches
         if not nx.is_frozen(self):
             return compute()
-        value = self.__dict__.get(key)
-        if value is None:
-            value = self.__dict__[key] = compute()
+        value = self.__dict__[key] = compute()
         return value
 
     def order(self) -> list[str]:
@@ -144,20 +152,20 @@ class Graph(nx.DiGraph):
             if all(position[u] < position[v] for u, v in self.edges):
                 return list(self.nodes)  # frontends add layers in order: the same result, in O(n)
             return list(nx.lexicographical_topological_sort(self, key=position.__getitem__))
-        return self._cached("_order", compute)
+        return list(self._cached("_order", compute))
 
     def layers(self) -> Iterator[Layer]:
         """All layers in :meth:`order`."""
         return iter(self._cached("_layers", lambda: [self._node[n]["layer"] for n in self.order()]))
 
-    def inputs_of(self, name: str) -> list[str]:
+    def inputs_of(self, name: str) -> tuple[str, ...]:
         """Producers of ``name`` ordered by the consumer's input position."""
-        if not nx.is_frozen(self):
-            return [src for src, _ in sorted(self._pred[name].items(), key=lambda e: e[1].get("index", 0))]
-        table = self._cached("_inputs", lambda: {
-            dst: [src for src, _ in sorted(preds.items(), key=lambda e: e[1].get("index", 0))]
-            for dst, preds in self._pred.items()})
-        return list(table[name])
+        table = self.__dict__.get("_inputs")
+        if table is None:
+            if not nx.is_frozen(self):
+                return _by_index(self._pred[name])
+            table = self._cached("_inputs", lambda: {dst: _by_index(preds) for dst, preds in self._pred.items()})
+        return table[name]
 
     @property
     def model(self) -> str:

@@ -63,7 +63,7 @@ def test_layers_are_named_by_module_path_like_the_onnx_frontend():
                      "layer1.0.relu_1", "GlobalAveragePool", "Flatten", "fc"]
     assert g.layer("layer1.0/Add").op is Op.ADD
     assert g.graph["inputs"] == ["x"] and g.graph["outputs"] == ["fc"]
-    assert g.inputs_of("layer1.0/Add") == ["layer1.0.conv2", "Relu"]
+    assert g.inputs_of("layer1.0/Add") == ("layer1.0.conv2", "Relu")
 
 
 def test_batchnorm_is_folded_into_the_conv_and_its_parameters_are_counted_there():

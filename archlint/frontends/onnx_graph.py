@@ -12,13 +12,16 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import networkx as nx
 import numpy as np
 import onnx
 
 from ..errors import ModelLoadError
+from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source
+from ..records import frozen_record
 from .einsum import einsum_contraction
 from .onnx_file import LoadedOnnx
 from .sources import source_from_trace
@@ -35,6 +38,7 @@ _ADDS = {"Add", "Sub", "Sum"}
 _MULS = {"Mul", "Div", "Pow", "Max", "Min", "Mean"}
 _NORMS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization",
           "GroupNormalization", "LpNormalization", "LRN", "MeanVarianceNormalization"}
+_ELEMENTWISE = _ADDS | _MULS
 _RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile"}
 _PASS_THROUGH = {"Identity", "Dropout"}
 _PARAM_INPUTS = {
@@ -46,17 +50,63 @@ _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 _SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
+@gc_paused
 def onnx_graph(loaded: LoadedOnnx) -> Graph:
     """Build the layer graph of a model returned by :func:`~.onnx_file.load_onnx`."""
     return _Builder(loaded).build()
 
 
+_A = onnx.AttributeProto
+#: Direct readers for the attribute types layers use; others go through onnx's helper.
+_ATTR_READERS = {_A.INT: lambda a: a.i, _A.INTS: lambda a: list(a.ints), _A.FLOAT: lambda a: a.f,
+                 _A.FLOATS: lambda a: list(a.floats), _A.STRING: lambda a: a.s}
+
+
 def _attrs(node: onnx.NodeProto) -> dict:
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    out = {}
+    for a in node.attribute:
+        read = _ATTR_READERS.get(a.type)
+        out[a.name] = read(a) if read is not None else onnx.helper.get_attribute_value(a)
+    return out
+
+
+def _metadata(node: onnx.NodeProto) -> dict[str, str]:
+    props = node.metadata_props
+    return {p.key: p.value for p in props} if props else {}
 
 
 def _as_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _Node(NamedTuple):
+    """The fields of an ONNX node the builder reads, copied once into plain Python.
+
+    Reading a protobuf field costs about as much as a dict lookup and a function call;
+    the builder reads most of them several times per node.
+    """
+
+    name: str
+    op_type: str
+    domain: str
+    input: list[str]
+    output: list[str]
+    doc_string: str
+    attrs: dict
+    meta: dict[str, str]
+
+    @classmethod
+    def of(cls, proto: onnx.NodeProto, inputs: list[str], op_type: str, domain: str) -> "_Node":
+        return cls(proto.name, op_type, domain, inputs, list(proto.output), proto.doc_string,
+                   _attrs(proto) if proto.attribute else {}, _metadata(proto))
+
+
+class _LayerNode(NamedTuple):
+    """An ONNX node that becomes a layer: its op and its data (non-constant) inputs."""
+
+    node: _Node
+    op: Op
+    data_inputs: list[str]
 
 
 class _Builder:
@@ -69,10 +119,9 @@ class _Builder:
 
     # -- naming ---------------------------------------------------------------------------
 
-    def _scope(self, node: onnx.NodeProto) -> str | None:
+    def _scope(self, node: _Node) -> str | None:
         """Module scope of a node: dynamo metadata first, then a legacy node name."""
-        meta = {p.key: p.value for p in node.metadata_props}
-        raw = meta.get("pkg.torch.onnx.name_scopes")
+        raw = node.meta.get("pkg.torch.onnx.name_scopes")
         if raw:
             scopes = _SCOPE_ITEM.findall(raw)  # a Python list literal of str; no eval needed
             if len(scopes) >= 2:
@@ -91,7 +140,7 @@ class _Builder:
             return path
         return None
 
-    def _weight_module(self, node: onnx.NodeProto, op: Op) -> str | None:
+    def _weight_module(self, node: _Node, op: Op) -> str | None:
         if op not in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR) or len(node.input) < 2:
             return None
         index = 0 if node.op_type == "Gemm" and node.input[0] in self.loaded.constant_names else 1
@@ -100,34 +149,34 @@ class _Builder:
             return weight[:-7]
         return None
 
-    def _source_line(self, node: onnx.NodeProto) -> Source | None:
-        for prop in node.metadata_props:
-            if prop.key == "pkg.torch.onnx.stack_trace":
-                return source_from_trace(prop.value)
-        return None
+    @staticmethod
+    def _source_line(meta: dict[str, str]) -> Source | None:
+        trace = meta.get("pkg.torch.onnx.stack_trace")
+        return source_from_trace(trace) if trace is not None else None
 
-    def _names(self, nodes: list[tuple[onnx.NodeProto, Op]]) -> list[tuple[str, str, Source | None]]:
+    def _names(self, nodes: list[_LayerNode]) -> list[tuple[str, str, Source | None]]:
         """(name, origin, source) for each layer node, unique, in graph order."""
-        scopes = [self._scope(n) for n, _ in nodes]
+        scopes = [self._scope(n.node) for n in nodes]
         known = {s for s in scopes if s}
         containers = {p for s in known for p in _prefixes(s)}
         by_scope: dict[str, set[str]] = defaultdict(set)
-        for (node, _), scope in zip(nodes, scopes):
+        for n, scope in zip(nodes, scopes):
             if scope is not None:
-                by_scope[scope].add(node.op_type)
+                by_scope[scope].add(n.node.op_type)
         raw: list[tuple[str, str, Source | None]] = []
-        for (node, op), scope in zip(nodes, scopes):
-            module = self._weight_module(node, op)
+        for n, scope in zip(nodes, scopes):
+            node = n.node
+            module = self._weight_module(node, n.op)
             if module is not None:
-                source = self._source_line(node) if scope == module else None
+                source = self._source_line(node.meta) if scope == module else None
                 raw.append((module, "module", source))
             elif scope is None:
                 raw.append((node.name or node.op_type, "node", None))
             elif scope and scope not in containers and len(by_scope[scope]) == 1:
-                raw.append((scope, "module", self._source_line(node)))
+                raw.append((scope, "module", self._source_line(node.meta)))
             else:
                 raw.append((f"{scope}/{node.op_type}" if scope else node.op_type, "scope",
-                            self._source_line(node)))
+                            self._source_line(node.meta)))
         return _dedupe(raw, reserved=set(self.producer_names))
 
     # -- building -------------------------------------------------------------------------
@@ -148,20 +197,28 @@ class _Builder:
             self.graph.graph["inputs"].append(value.name)
 
         constants = self.loaded.constant_names
-        layer_nodes: list[tuple[onnx.NodeProto, Op]] = []
+        layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
-        for node in g.node:
-            data_inputs = [i for i in node.input if i and i not in constants]
-            if not data_inputs or node.op_type in ("Shape", "Size", "Constant"):
+        for proto in g.node:
+            inputs = list(proto.input)
+            data_inputs = [i for i in inputs if i and i not in constants]
+            op_type, domain = proto.op_type, proto.domain
+            if not data_inputs or op_type in ("Shape", "Size", "Constant"):
                 continue  # data-independent: shape arithmetic or constants
-            if node.op_type in _PASS_THROUGH and node.domain in ("", "ai.onnx"):
-                aliases[node.output[0]] = aliases.get(node.input[0], node.input[0])
+            if op_type in _PASS_THROUGH and domain in ("", "ai.onnx"):
+                aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
                 continue
-            layer_nodes.append((node, self._op(node)))
+            node = _Node.of(proto, inputs, op_type, domain)
+            layer_nodes.append(_LayerNode(node, self._op(node), data_inputs))
 
         names = self._names(layer_nodes)
-        for (node, op), (name, origin, source) in zip(layer_nodes, names):
-            self._add_layer(node, op, name, origin, source, aliases)
+        nodes: list[tuple[str, dict]] = []
+        edges: list[tuple[str, str, dict]] = []
+        for n, (name, origin, source) in zip(layer_nodes, names):
+            nodes.append((name, {"layer": self._layer(n, name, origin, source, aliases)}))
+            edges.extend(self._edges(n, name, aliases))
+        self.graph.add_nodes_from(nodes)
+        self.graph.add_edges_from(edges)
 
         for value in g.output:
             src = self.producer.get(aliases.get(value.name, value.name))
@@ -169,12 +226,11 @@ class _Builder:
                 self.graph.graph["outputs"].append(src[0])
         return nx.freeze(self.graph)
 
-    def _add_layer(self, node: onnx.NodeProto, op: Op, name: str, origin: str,
-                   source: Source | None, aliases: dict[str, str]) -> None:
-        constants = self.loaded.constant_names
+    def _layer(self, n: _LayerNode, name: str, origin: str, source: Source | None,
+               aliases: dict[str, str]) -> Layer:
+        node, op = n.node, n.op
         shapes = self.loaded.shapes
-        data_inputs = [aliases.get(i, i) for i in node.input if i and i not in constants]
-        in_shapes = tuple(shapes.get(i) for i in data_inputs)
+        in_shapes = tuple([shapes.get(aliases.get(i, i)) for i in n.data_inputs])
         out_shape = shapes.get(node.output[0]) if node.output else None
         fields = dict(name=name, op=op, source_op=node.op_type if node.domain in ("", "ai.onnx")
                       else f"{node.domain}::{node.op_type}", output_shape=out_shape, input_shapes=in_shapes,
@@ -187,24 +243,32 @@ class _Builder:
                                               f"has missing or invalid attributes: {exc}") from None
         if op is Op.OTHER:
             self.graph.graph["unsupported_ops"][fields["source_op"]] += 1
-        self.graph.add_node(name, layer=Layer(**fields))
-        for index, value in enumerate(data_inputs):
+        return frozen_record(Layer, fields)
+
+    def _edges(self, n: _LayerNode, name: str, aliases: dict[str, str]) -> list[tuple[str, str, dict]]:
+        """Edges into layer ``name`` (one per producer, at its first input position); records its outputs."""
+        edges = []
+        seen = set()
+        for index, raw in enumerate(n.data_inputs):
+            value = aliases.get(raw, raw)
             src = self.producer.get(value)
             if src is None:
-                raise ModelLoadError(self.source, f"node '{node.name or node.op_type}' reads '{value}', "
+                raise ModelLoadError(self.source, f"node '{n.node.name or n.node.op_type}' reads '{value}', "
                                                   "which nothing produces")
-            if not self.graph.has_edge(src[0], name):
-                self.graph.add_edge(src[0], name, index=index, output=src[1], tensor=value)
-        for position, out in enumerate(node.output):
+            if src[0] not in seen:
+                seen.add(src[0])
+                edges.append((src[0], name, {"index": index, "output": src[1], "tensor": value}))
+        for position, out in enumerate(n.node.output):
             if out:
                 self.producer[out] = (name, position)
+        return edges
 
-    def _param_shapes(self, node: onnx.NodeProto) -> tuple[tuple[int, ...], ...]:
+    def _param_shapes(self, node: _Node) -> tuple[tuple[int, ...], ...]:
         """Learned tensors used by this node (counted per use)."""
         inits = self.loaded.initializer_shapes
         positions = _PARAM_INPUTS.get(node.op_type)
         if positions is None:
-            if node.op_type in _ADDS | _MULS:  # e.g. a layer-scale factor; scalars are not parameters
+            if node.op_type in _ELEMENTWISE:  # e.g. a layer-scale factor; scalars are not parameters
                 return tuple(inits[i] for i in node.input if i in inits and math.prod(inits[i]) > 1)
             return ()
         found = []
@@ -218,7 +282,7 @@ class _Builder:
 
     # -- op mapping -----------------------------------------------------------------------
 
-    def _op(self, node: onnx.NodeProto) -> Op:
+    def _op(self, node: _Node) -> Op:
         t = node.op_type
         if node.domain not in ("", "ai.onnx"):
             return Op.OTHER
@@ -263,20 +327,20 @@ class _Builder:
             return Op.SLICE
         return Op.OTHER
 
-    def _constant_args(self, node: onnx.NodeProto, *positions: int) -> bool:
+    def _constant_args(self, node: _Node, *positions: int) -> bool:
         """Whether the inputs at ``positions`` (those present) have known constant values."""
         return all(node.input[p] in self.loaded.constants for p in positions
                    if p < len(node.input) and node.input[p])
 
-    def _einsum_k(self, node: onnx.NodeProto) -> int | None:
-        equation = _as_str(_attrs(node).get("equation", ""))
+    def _einsum_k(self, node: _Node) -> int | None:
+        equation = _as_str(node.attrs.get("equation", ""))
         return einsum_contraction(equation, [self.loaded.shapes.get(i) for i in node.input])
 
-    def _reduces_all_spatial(self, node: onnx.NodeProto) -> bool:
+    def _reduces_all_spatial(self, node: _Node) -> bool:
         shape = self.loaded.shapes.get(node.input[0])
         if not shape or len(shape) < 3:
             return False
-        axes = _attrs(node).get("axes")
+        axes = node.attrs.get("axes")
         if axes is None and len(node.input) > 1 and node.input[1]:
             value = self.loaded.constants.get(node.input[1])
             axes = None if value is None else [int(a) for a in np.ravel(value)]
@@ -285,16 +349,16 @@ class _Builder:
         rank = len(shape)
         return sorted(a % rank for a in axes) == list(range(2, rank))
 
-    def _normalize(self, node: onnx.NodeProto, op: Op, in_shapes, out_shape) -> dict:
-        a = _attrs(node)
+    def _normalize(self, node: _Node, op: Op, in_shapes, out_shape) -> dict:
+        a = node.attrs
         x = in_shapes[0] if in_shapes else None
         if op in (Op.CONV, Op.CONV_TRANSPOSE):
             w = self.loaded.shapes.get(node.input[1])
             if w is None or len(w) < 3:
                 raise ValueError(f"weight '{node.input[1]}' has no known shape")
             n = len(w) - 2
-            kernel = tuple(int(k) for k in a.get("kernel_shape", w[2:]))
-            if kernel != tuple(int(k) for k in w[2:]):
+            kernel = tuple(map(int, a.get("kernel_shape", w[2:])))
+            if kernel != tuple(map(int, w[2:])):
                 raise ValueError(f"kernel_shape {list(kernel)} does not match the weight's kernel {list(w[2:])}")
             groups = int(a.get("group", 1))
             if groups < 1:
@@ -308,7 +372,7 @@ class _Builder:
             return dict(kernel=kernel, stride=stride, dilation=dil, pads_begin=begin, pads_end=end,
                         groups=groups, in_channels=cin, out_channels=cout)
         if op in (Op.MAX_POOL, Op.AVG_POOL):
-            kernel = tuple(int(k) for k in a["kernel_shape"])
+            kernel = tuple(map(int, a["kernel_shape"]))
             n = len(kernel)
             stride, dil = _ints(a.get("strides"), n, 1), _ints(a.get("dilations"), n, 1)
             begin, end = self._pads(a, n, x, kernel, stride, dil)
@@ -367,10 +431,10 @@ class _Builder:
             return tuple(begin), tuple(end)
         if auto == "VALID" or "pads" not in a:
             return (0,) * n, (0,) * n
-        pads = [int(p) for p in a["pads"]]
+        pads = tuple(map(int, a["pads"]))
         if len(pads) != 2 * n:
             raise ValueError(f"pads has {len(pads)} values, expected {2 * n}")
-        return tuple(pads[:n]), tuple(pads[n:])
+        return pads[:n], pads[n:]
 
     def _pad_layer(self, node, a, x) -> dict:
         if not x or len(x) < 3:
@@ -420,19 +484,19 @@ class _Builder:
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
 
 
-def _comment(node: onnx.NodeProto) -> str:
+def _comment(node: _Node) -> str:
     """Author text that may carry an inline suppression: doc_string and ``archlint`` metadata."""
-    texts = [node.doc_string] + [p.value for p in node.metadata_props if p.key == "archlint"]
+    texts = (node.doc_string, node.meta.get("archlint", ""))
     return "\n".join(t for t in texts if t and "archlint" in t)
 
 
 def _ints(value, n: int, default: int) -> tuple[int, ...]:
     if value is None:
         return (default,) * n
-    out = tuple(int(v) for v in value)
+    out = tuple(map(int, value))
     if len(out) != n:
         raise ValueError(f"expected {n} values, got {list(out)}")
-    if any(v < 1 for v in out):
+    if min(out, default=1) < 1:
         raise ValueError(f"values must be >= 1, got {list(out)}")
     return out
 
