@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 
 from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, separable_cost
 
@@ -63,13 +64,15 @@ class ReplaceableStandardConv(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-separable-saving"]
+        exact = Fraction(limit)  # compared in integers: macs_saved / macs >= limit
         min_in = ctx.options["min-separable-in-channels"]
         for layer in graph.layers():
             cost = separable_cost(layer)
-            if cost is None or layer.in_channels < min_in or cost.saving_ratio < limit:
+            if (cost is None or layer.in_channels < min_in or not cost.macs
+                    or cost.macs_saved * exact.denominator < exact.numerator * cost.macs):
                 continue
             kernel = "x".join(map(str, layer.kernel))
-            ratio = float(cost.saving_ratio)
+            ratio = cost.macs_saved / cost.macs
             yield ctx.finding(
                 layer.name,
                 f"conv '{layer.name}' ({kernel}, {layer.in_channels}->{layer.out_channels}) costs "

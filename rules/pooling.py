@@ -119,10 +119,11 @@ class PoolSkipsInput(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-unread-share"]
+        coverages = ctx.analysis("window_coverages")
         for layer in graph.layers():
             if layer.op not in POOL_OPS:
                 continue
-            coverage = ctx.analysis("window_coverages")[layer.name]
+            coverage = coverages[layer.name]
             if coverage is None or not any(axis.gap for axis in coverage.axes):
                 continue
             share = coverage.unread_fraction

@@ -56,10 +56,11 @@ class StrideSkipsInput(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-unread-fraction"]
+        coverages = ctx.analysis("window_coverages")
         for layer in graph.layers():
             if layer.op is not Op.CONV:
                 continue
-            coverage = ctx.analysis("window_coverages")[layer.name]
+            coverage = coverages[layer.name]
             if coverage is None or not any(axis.gap for axis in coverage.axes):
                 continue
             fraction = coverage.unread_fraction
@@ -119,10 +120,11 @@ class WindowMissesInputEdge(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-edge-unread"]
+        coverages = ctx.analysis("window_coverages")
         for layer in graph.layers():
             if layer.op not in (Op.CONV, Op.MAX_POOL, Op.AVG_POOL):
                 continue
-            coverage = ctx.analysis("window_coverages")[layer.name]
+            coverage = coverages[layer.name]
             if coverage is None:
                 continue
             edges = [axis.edge for axis in coverage.axes]

@@ -95,16 +95,17 @@ def _window(name, op, n_in, n_out, k, s, p=0, c=4):
                  pads_begin=(p, p), pads_end=(p, p), dilation=(1, 1), in_channels=c, out_channels=c)
 
 
-def test_stride_steps_follow_effective_stride_and_skip_global_layers():
-    g = _chain_graph(_window("conv", Op.CONV, 64, 32, 3, 2, 1), _window("pool", Op.MAX_POOL, 32, 8, 4, 4),
+def test_stride_steps_follow_effective_stride_and_skip_unchanged_and_global_layers():
+    g = _chain_graph(_window("conv", Op.CONV, 64, 32, 3, 2, 1), _window("same", Op.CONV, 32, 32, 3, 1, 1),
+                     _window("pool", Op.MAX_POOL, 32, 8, 4, 4),
                      Layer("gap", Op.GLOBAL_POOL, "GlobalAveragePool", (1, 4, 1, 1), ((1, 4, 8, 8),)),
                      Layer("flat", Op.FLATTEN, "Flatten", (1, 4), ((1, 4, 1, 1),)))
     steps = stride_steps(g, receptive_fields(g))
     assert steps["conv"].factor == (2, 2) and steps["conv"].after == (2, 2)
     assert steps["pool"].before == (2, 2) and steps["pool"].factor == (4, 4) and steps["pool"].after == (8, 8)
     assert steps["pool"].extent == (8, 8)
-    assert "gap" not in steps and "flat" not in steps
-    assert weighted_depths(g) == {"x": 0, "conv": 1, "pool": 1, "gap": 1, "flat": 1}
+    assert "same" not in steps and "gap" not in steps and "flat" not in steps
+    assert weighted_depths(g) == {"x": 0, "conv": 1, "same": 2, "pool": 2, "gap": 2, "flat": 2}
 
 
 def test_rules_metadata():

@@ -10,12 +10,15 @@ import json
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from archlint.api import Config, Graph, Layer, Op, lint_graph
 
 _PHASES = r"""
 import json, sys, time
@@ -87,6 +90,47 @@ def test_conv_stack_analysis_is_linear(tmp_path):
     assert after_loading(small) < 3.0, small
     assert after_loading(large) / after_loading(small) < 3.0, (small, large)
     assert large["load"] / small["load"] < 3.0, (small, large)
+
+
+def _unpadded_chain(n: int, every_output: bool) -> Graph:
+    """``n`` unpadded 3x1 convs, each shrinking the height by 2; optionally every conv a graph output.
+
+    Shapes that made earlier versions quadratic: the border loss path grows by one layer
+    per conv, and with every output kept the live activations grow by one tensor per conv.
+    """
+    h = 2 * n + 4
+    g = Graph(model=f"chain{n}", inputs=["x"], unsupported_ops={})
+    g.add_node("x", layer=Layer("x", Op.INPUT, "input", (1, 2, h, 3)))
+    prev, outputs = "x", []
+    for i in range(n):
+        name = f"conv{i}"
+        g.add_node(name, layer=Layer(name, Op.CONV, "Conv", (1, 2, h - 2 * (i + 1), 3),
+                                     ((1, 2, h - 2 * i, 3),), kernel=(3, 1), stride=(1, 1), pads_begin=(0, 0),
+                                     pads_end=(0, 0), dilation=(1, 1), in_channels=2, out_channels=2,
+                                     param_shapes=((2, 2, 3, 1),)))
+        g.add_edge(prev, name, index=0)
+        outputs.append(name)
+        prev = name
+    g.graph["outputs"] = outputs if every_output else [prev]
+    return g
+
+
+@pytest.mark.parametrize("every_output", [False, True], ids=["one-output", "every-output"])
+def test_rules_and_analyses_stay_linear_on_shrinking_chains(every_output):
+    config = Config(options={"max-peak-activation": 1, "max-macs": 1, "max-params": 1})
+
+    def seconds(n: int) -> float:
+        graph = _unpadded_chain(n, every_output)
+        start = time.process_time()
+        report = lint_graph(graph, config)
+        elapsed = time.process_time() - start
+        codes = {f.code for f in report.findings}
+        assert {"AL301", "AL302", "AL603"} <= codes and ("AL101" in codes) != every_output, codes
+        return elapsed
+
+    seconds(200)  # warm up: imports and rule discovery
+    small, large = min(seconds(3000) for _ in range(2)), min(seconds(6000) for _ in range(2))
+    assert large / small < 3.0, (small, large)
 
 
 def _limit_memory() -> None:

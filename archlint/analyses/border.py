@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from fractions import Fraction
-from functools import cached_property
 
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
@@ -75,22 +75,33 @@ class BorderLossTotal:
     """Border loss accumulated from the model input to one layer, along its lossiest path.
 
     ``pixels`` per axis in model-input pixels, ``input_size`` the model input's spatial
-    size, ``layers`` the shrinking layers on that path in order.
+    size, ``last`` the last shrinking layer on that path (``None`` if none shrinks) and
+    ``previous`` the total just before it; ``layers`` lists the shrinking layers in order.
     """
 
     pixels: tuple[Fraction, ...]
     input_size: tuple[int, ...]
-    layers: tuple[str, ...]
+    last: str | None = None
+    previous: BorderLossTotal | None = dataclass_field(default=None, repr=False, compare=False)
+    #: Loss as a fraction of the input size, per axis.
+    fractions: tuple[Fraction, ...] = dataclass_field(init=False, repr=False, compare=False)
+    #: Largest per-axis fraction (0 without spatial axes).
+    fraction: Fraction = dataclass_field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def fractions(self) -> tuple[Fraction, ...]:
-        """Loss as a fraction of the input size, per axis."""
-        return tuple(Fraction(p) / n for p, n in zip(self.pixels, self.input_size))
+    def __post_init__(self) -> None:
+        fractions = tuple(Fraction(p) / n for p, n in zip(self.pixels, self.input_size))
+        object.__setattr__(self, "fractions", fractions)
+        object.__setattr__(self, "fraction", max(fractions, default=Fraction(0)))
 
-    @cached_property
-    def fraction(self) -> Fraction:
-        """Largest per-axis fraction (0 without spatial axes)."""
-        return max(self.fractions, default=Fraction(0))
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The shrinking layers on the path, in order (a walk back along it)."""
+        names = []
+        total: BorderLossTotal | None = self
+        while total is not None and total.last is not None:
+            names.append(total.last)
+            total = total.previous
+        return tuple(reversed(names))
 
 
 def _pad_chain(graph: Graph, name: str) -> tuple[str, list[int], list[int]]:
@@ -107,6 +118,17 @@ def _pad_chain(graph: Graph, name: str) -> tuple[str, list[int], list[int]]:
         begin = [b + p for b, p in zip(begin, layer.pads_begin)]
         end = [e + p for e, p in zip(end, layer.pads_end)]
         source = ups[0]
+
+
+def _keeps_size(layer: Layer) -> bool:
+    """Whether the layer's own padding is enough on every axis (or its windows do not overlap)."""
+    rank = len(layer.kernel)
+    strides, dilations = layer.stride or (1,) * rank, layer.dilation or (1,) * rank
+    begin, end = layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank
+    if not len(strides) == len(dilations) == len(begin) == len(end) == rank:
+        return False  # malformed: let the full check decide
+    return all(b + e >= d * (k - 1) or d * (k - 1) + 1 <= s
+               for k, s, d, b, e in zip(layer.kernel, strides, dilations, begin, end))
 
 
 def border_loss(graph: Graph, layer: Layer,
@@ -130,7 +152,10 @@ def border_loss(graph: Graph, layer: Layer,
     >>> loss.kept_size, loss.output_size, loss.lost, loss.padding_needed
     ((32, 32), (30, 30), (2, 2), ((1, 1), (1, 1)))
     """
-    if layer.op not in _WINDOWS or not layer.kernel or not graph.inputs_of(layer.name):
+    if layer.op not in _WINDOWS or not layer.kernel:
+        return None
+    producers = graph.inputs_of(layer.name)
+    if not producers or (graph.layer(producers[0]).op is not Op.PAD and _keeps_size(layer)):
         return None
     out = spatial_dims(layer.output_shape)
     source, begin, end = _pad_chain(graph, layer.name)
@@ -205,19 +230,19 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
             result[layer.name] = None
             continue
         if layer.op is Op.INPUT:
-            result[layer.name] = BorderLossTotal((Fraction(0),) * len(field.extent), tuple(field.extent), ())
+            result[layer.name] = BorderLossTotal((Fraction(0),) * len(field.extent), tuple(field.extent))
             continue
         rank = len(field.extent)
-        upstream = [result.get(p) for p in graph.inputs_of(layer.name)]
-        upstream = [u for u in upstream if u is not None and len(u.pixels) == rank]
+        upstream = [u for u in map(result.get, graph.inputs_of(layer.name))
+                    if u is not None and len(u.pixels) == rank]
         if not upstream:
             result[layer.name] = None
             continue
-        best = max(upstream, key=lambda u: (u.fraction, sum(u.pixels)))
+        best = upstream[0] if len(upstream) == 1 else max(upstream, key=lambda u: (u.fraction, sum(u.pixels)))
         loss = own.get(layer.name)
         if loss is not None and loss.pixels is not None and len(loss.pixels) == rank:
             best = BorderLossTotal(tuple(a + b for a, b in zip(best.pixels, loss.pixels)),
-                                        best.input_size, best.layers + (layer.name,))
+                                   best.input_size, layer.name, best)
         result[layer.name] = best
     return result
 
@@ -233,8 +258,8 @@ def border_loss_ends(graph: Graph, cumulative: Mapping[str, BorderLossTotal | No
     ends: set[str] = set()
     for layer in graph.layers():
         here = cumulative.get(layer.name)
-        if here is None or not here.layers:
+        if here is None or here.last is None:
             continue
         if all(cumulative.get(s) is None for s in graph.successors(layer.name)):
-            ends.add(here.layers[-1])
+            ends.add(here.last)
     return [layer.name for layer in graph.layers() if layer.name in ends]

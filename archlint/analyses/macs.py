@@ -89,7 +89,7 @@ def costs(graph: Graph) -> dict[str, Cost]:
     """
     result = {}
     for layer in graph.layers():
-        params = sum(math.prod(shape) for shape in layer.param_shapes)
+        params = sum(map(math.prod, layer.param_shapes))
         ops, category = _other(layer)
         result[layer.name] = Cost(layer_macs(layer), params, ops, category)
     return result
@@ -235,14 +235,15 @@ def peak_activation(graph: Graph) -> ActivationPeak:
     for name in order:
         shape = graph.layer(name).output_shape
         sizes[name] = math.prod(shape) if shape and all(isinstance(d, int) and d >= 0 for d in shape) else 0
-    live: dict[str, int] = {}
-    peak, peak_layer = 0, order[0] if order else ""
+    dies_after: dict[int, list[str]] = {}  # step -> tensors whose last reader runs at that step
+    for name in order:
+        dies_after.setdefault(last_use[name], []).append(name)
+    total, peak, peak_layer = 0, 0, order[0] if order else ""
     for i, name in enumerate(order):
-        live[name] = sizes[name]
-        total = sum(live.values())
+        total += sizes[name]
         if total > peak:
             peak, peak_layer = total, name
-        for done in [n for n in live if last_use[n] <= i]:
-            del live[done]
+        for done in dies_after.get(i, ()):
+            total -= sizes[done]
     largest_layer = max(order, key=lambda n: sizes[n], default="")
     return ActivationPeak(peak, peak_layer, sizes.get(largest_layer, 0), largest_layer)

@@ -39,13 +39,14 @@ def _live(graph: Graph, order: list[str]) -> set[str]:
     """Layers on some route from a graph input to a graph output."""
     inputs = set(graph.graph.get("inputs") or [n for n in order if graph.in_degree(n) == 0])
     outputs = set(graph.graph.get("outputs") or [n for n in order if graph.out_degree(n) == 0])
+    preds, succs = graph._pred, graph._succ  # plain dicts: these loops run once per layer
     forward: set[str] = set()
     for name in order:
-        if name in inputs or any(p in forward for p in graph.predecessors(name)):
+        if name in inputs or not forward.isdisjoint(preds[name]):
             forward.add(name)
     backward: set[str] = set()
     for name in reversed(order):
-        if name in outputs or any(s in backward for s in graph.successors(name)):
+        if name in outputs or not backward.isdisjoint(succs[name]):
             backward.add(name)
     return forward & backward
 
@@ -80,7 +81,8 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     order = _order(graph)
     live = _live(graph, order)
     outputs = set(graph.graph.get("outputs") or ())
-    weighted = {n for n in order if graph.layer(n).op in WEIGHTED_OPS}
+    weighted = {layer.name for layer in graph.layers() if layer.op in WEIGHTED_OPS}
+    preds, succs = graph._pred, graph._succ  # plain dicts: these loops run once per layer
 
     # backward pass: (depth of the chain from here on, where it ends)
     after: dict[str, tuple[int, str]] = {}
@@ -88,10 +90,10 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     for name in reversed(order):
         if name not in live:
             continue
-        ahead = [after[s] for s in graph.successors(name) if s in live]
+        ahead = [after[s] for s in succs[name] if s in live]
         if name in outputs:
             ahead.append((0, name))  # a route that ends here, at a model output
-        if ahead and all(a == ahead[0] for a in ahead):
+        if len(ahead) == 1 or (ahead and ahead.count(ahead[0]) == len(ahead)):
             base = ahead[0]
         else:
             base = (0, name)
@@ -109,8 +111,8 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     for name in order:
         if name not in live:
             continue
-        behind = [out_state[p] for p in graph.predecessors(name) if p in live]
-        if behind and all(b[:2] == behind[0][:2] for b in behind):
+        behind = [out_state[p] for p in preds[name] if p in live]
+        if len(behind) == 1 or (behind and all(b[:2] == behind[0][:2] for b in behind)):
             state = behind[0]
         else:
             state = (0, name, None)
@@ -153,7 +155,8 @@ def weighted_depths(graph: Graph) -> dict[str, int]:
     {'x': 0, 'conv': 1, 'pool': 1, 'fc': 2}
     """
     depths: dict[str, int] = {}
+    preds = graph._pred
     for layer in graph.layers():
-        base = max((depths[p] for p in graph.predecessors(layer.name)), default=0)
+        base = max([depths[p] for p in preds[layer.name]], default=0)
         depths[layer.name] = base + (1 if layer.op in WEIGHTED_OPS else 0)
     return depths

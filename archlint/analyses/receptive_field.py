@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import field as dataclass_field
 from fractions import Fraction
 
 from ..graph import Graph, Layer, Op
@@ -30,8 +30,8 @@ from .shapes import spatial_dims
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent"]
 
-_ELEMENTWISE = {Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM}
-_GLOBALIZING = {Op.GLOBAL_POOL, Op.FLATTEN, Op.LINEAR, Op.MATMUL}
+_ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
+_WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 
 
 @dataclass(frozen=True, order=True)
@@ -73,21 +73,28 @@ class ReceptiveField:
     positions: tuple[int, ...] = ()
     is_global: bool = False
     global_context: bool = False
+    #: Largest span of input pixels seen by one output position, per axis.
+    size: tuple[int | Fraction, ...] = dataclass_field(init=False, compare=False, repr=False)
+    #: Effective stride per axis (of the coarsest piece where pieces differ).
+    stride: tuple[int | Fraction, ...] = dataclass_field(init=False, compare=False, repr=False)
+    #: Effective padding per axis: how far output 0's field starts before pixel 0.
+    padding: tuple[int | Fraction, ...] = dataclass_field(init=False, compare=False, repr=False)
 
-    @cached_property
-    def size(self) -> tuple[Fraction, ...]:
-        """Largest span of input pixels seen by one output position, per axis."""
-        return tuple(_span(pieces, n) for pieces, n in zip(self.axes, self.extent))
-
-    @cached_property
-    def stride(self) -> tuple[Fraction, ...]:
-        """Effective stride per axis (of the coarsest piece where pieces differ)."""
-        return tuple(max(p.stride for p in pieces) for pieces in self.axes)
-
-    @cached_property
-    def padding(self) -> tuple[Fraction, ...]:
-        """Effective padding per axis: how far output 0's field starts before pixel 0."""
-        return tuple(max(p.padding for p in pieces) for pieces in self.axes)
+    def __post_init__(self) -> None:
+        # computed once here: every report row reads all three
+        size, stride, padding = [], [], []
+        for pieces, n in zip(self.axes, self.extent):
+            if len(pieces) == 1:
+                size.append(pieces[0].size)
+                stride.append(pieces[0].stride)
+                padding.append(pieces[0].padding)
+            else:
+                size.append(_span(pieces, n))
+                stride.append(max(p.stride for p in pieces))
+                padding.append(max(p.padding for p in pieces))
+        object.__setattr__(self, "size", tuple(size))
+        object.__setattr__(self, "stride", tuple(stride))
+        object.__setattr__(self, "padding", tuple(padding))
 
     def moved(self, axes=None, extent=None, positions=None, context: bool | None = None) -> "ReceptiveField":
         """A copy with some parts replaced (fields are immutable)."""
@@ -139,9 +146,9 @@ def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rec
             axes.append(tuple(AxisField(Fraction(q.stride) / s, q.size + Fraction(reach, s) * q.stride,
                                         q.padding + Fraction(reach - p, s) * q.stride) for q in pieces))
         else:
-            axes.append(tuple(AxisField(q.stride * s, q.size + reach * q.stride,
-                                        q.padding + p * q.stride) for q in pieces))
-    return field.moved(axes, extent)
+            axes.append(tuple([AxisField(q.stride * s, q.size + reach * q.stride, q.padding + p * q.stride)
+                               for q in pieces]))
+    return ReceptiveField(tuple(axes), extent, field.positions, field.is_global, field.global_context)
 
 
 def _resize(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
@@ -217,13 +224,14 @@ def receptive_fields(graph: Graph) -> dict[str, ReceptiveField | None]:
 
 
 def _standard(shape: tuple[int, ...] | None) -> tuple[int, ...]:
+    """Positions of the spatial axes of an NCHW-style tensor: ``(2, 3)`` for rank 4."""
     return tuple(range(2, len(shape))) if shape and len(shape) >= 3 else ()
 
 
 def _extent_at(shape: tuple[int, ...] | None, positions: tuple[int, ...]) -> tuple[int, ...] | None:
-    if shape is None or any(p >= len(shape) for p in positions):
+    if shape is None or max(positions, default=-1) >= len(shape):
         return None
-    return tuple(shape[p] for p in positions)
+    return tuple([shape[p] for p in positions])
 
 
 def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField | None:
@@ -233,13 +241,19 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         one = AxisField(1, 1, 0)  # ints stay ints until a resize or transposed conv
         return ReceptiveField(tuple((one,) for _ in positions), _extent_at(out, positions), positions) \
             if positions else None
-    if not inputs or any(f is None for f in inputs):
-        return None
-    aligned = [f for f in inputs if not f.is_global]
-    context = any(f.global_context or f.is_global for f in inputs)
-    if not aligned:  # everything upstream is already global
-        return inputs[0]
-    field = aligned[0]
+    if len(inputs) == 1:  # the common case, without the general bookkeeping
+        field = inputs[0]
+        if field is None or field.is_global:
+            return field
+        aligned, context = inputs, field.global_context
+    else:
+        if not inputs or None in inputs:
+            return None
+        aligned = [f for f in inputs if not f.is_global]
+        context = any(f.global_context or f.is_global for f in inputs)
+        if not aligned:  # everything upstream is already global
+            return inputs[0]
+        field = aligned[0]
     if op in (Op.GLOBAL_POOL, Op.FLATTEN):
         return _globalize(field)
     if op in (Op.LINEAR, Op.MATMUL):
@@ -247,23 +261,26 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         if len(aligned) > 1 or out is None or (len(out) - 1) in field.positions:
             return _globalize(field)
         return field.moved(extent=_extent_at(out, field.positions), context=context)
-    if op in (Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM):
-        if any(f.positions != field.positions or f.extent != field.extent for f in aligned):
+    if op in _ELEMENTWISE:
+        if len(aligned) > 1 and any(f.positions != field.positions or f.extent != field.extent for f in aligned):
             return None  # spatially misaligned operands: no single field per position
         if _extent_at(out, field.positions) != field.extent:
             return None
+        if len(aligned) == 1:
+            return field if context == field.global_context else field.moved(context=context)
         axes = [_union([p for f in aligned for p in f.axes[a]]) for a in range(len(field.extent))]
         return field.moved(axes, context=context)
     if len(inputs) != 1:
         return None
     if op is Op.RESHAPE:
         return _reshaped(layer, field)
-    if field.positions != _standard(layer.input_shapes[0] if layer.input_shapes else None):
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    if x is None or len(x) != len(field.positions) + 2 or field.positions != _standard(x):
         return None  # windowed ops work on NCHW; a field on other axes cannot follow
     extent = _extent_at(out, field.positions)
     if extent is None:
         return None
-    if op in (Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL):
+    if op in _WINDOWED:
         return _window(layer, field, extent)
     if op is Op.RESIZE:
         return _resize(layer, field, extent)
@@ -298,20 +315,34 @@ def input_extent(graph: Graph, layer: str) -> tuple[int, ...]:
 
     The input the receptive field of ``layer`` is measured against.
     """
-    import networkx as nx
-
     candidates = graph.graph.get("inputs") or [n for n in graph if graph.layer(n).op is Op.INPUT]
-    for name in candidates:
-        if name in graph and (name == layer or nx.has_path(graph, name, layer)):
+    present = [name for name in candidates if name in graph]
+    if not present:
+        return ()
+    ancestors = _ancestors(graph, layer) if layer in graph else set()
+    for name in present:
+        if name == layer or name in ancestors:
             return spatial_dims(graph.layer(name).output_shape)
     return ()
 
 
+def _ancestors(graph: Graph, name: str) -> set[str]:
+    """Every layer ``name`` depends on (a walk up the producer links)."""
+    seen: set[str] = set()
+    stack = [name]
+    preds = graph._pred  # the adjacency dicts: this walk may cover the whole graph
+    while stack:
+        for producer in preds[stack.pop()]:
+            if producer not in seen:
+                seen.add(producer)
+                stack.append(producer)
+    return seen
+
+
 def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> str | None:
     """Name of the last layer whose output still has spatial extent and a known, aligned field."""
-    last = None
-    for layer in graph.layers():
+    for layer in reversed(list(graph.layers())):
         field = fields.get(layer.name)
         if field is not None and not field.is_global and field.extent and layer.op is not Op.INPUT:
-            last = layer.name
-    return last
+            return layer.name
+    return None

@@ -4,8 +4,8 @@
 that at least one window of a convolution or pooling layer reads, and sorts the unread
 ones into *gaps* (missed even if the windows went on past the end: stride larger than
 the dilated kernel, or dilation holes) and the *edge* (missed only because the last
-window stops early). ``stride_steps`` gives how much each layer multiplies the effective
-stride (jump) of the receptive field, per axis.
+window stops early). ``stride_steps`` gives how much each layer that changes it multiplies
+the effective stride (jump) of the receptive field, per axis.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
@@ -150,10 +151,15 @@ def window_coverage(layer: Layer) -> WindowCoverage | None:
         return None
     if any(k > MAX_COVERAGE_TAPS for k in layer.kernel):
         return None
-    pads = layer.pads_begin or (0,) * rank
-    dilation = layer.dilation or (1,) * rank
-    return WindowCoverage(tuple(axis_coverage(x[2 + a], layer.kernel[a], layer.stride[a], pads[a], dilation[a],
-                                        out[2 + a]) for a in range(rank)))
+    return _coverage(tuple(x[2:]), tuple(layer.kernel), tuple(layer.stride), tuple(layer.pads_begin or (0,) * rank),
+                     tuple(layer.dilation or (1,) * rank), tuple(out[2:]))
+
+
+@lru_cache(maxsize=4096)
+def _coverage(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], pads: tuple[int, ...],
+              dilation: tuple[int, ...], windows: tuple[int, ...]) -> WindowCoverage:
+    """Coverage of one window configuration; models repeat a few configurations many times."""
+    return WindowCoverage(tuple(axis_coverage(*args) for args in zip(sizes, kernel, stride, pads, dilation, windows)))
 
 
 @dataclass(frozen=True)
@@ -178,11 +184,11 @@ def _ratio(num, den) -> int | Fraction:
 
 
 def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict[str, StrideStep]:
-    """Stride step of every layer whose input and output fields are known and local.
+    """Stride step of every layer that changes the effective stride (a factor other than 1 on some axis).
 
     ``fields`` is the result of :func:`~archlint.analyses.receptive_field.receptive_fields`.
-    Layers after global pooling, and layers that change which tensor axes are spatial,
-    have no step.
+    Only layers whose input and output fields are known and local count: layers after
+    global pooling, and layers that change which tensor axes are spatial, have no step.
 
     Examples
     --------
@@ -203,11 +209,18 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
         if field is None or field.is_global or layer.op is Op.INPUT:
             continue
         inputs = [fields.get(p) for p in graph.inputs_of(layer.name)]
+        if len(inputs) == 1 and inputs[0] is field:
+            continue  # passed through unchanged (activations, norms)
         aligned = [f for f in inputs if f is not None and not f.is_global]
         if not aligned or any(f.positions != field.positions for f in aligned):
             continue
-        before = tuple(max(f.stride[a] for f in aligned) for a in range(len(field.extent)))
+        if len(aligned) == 1:
+            before = aligned[0].stride
+        else:
+            before = tuple(max(f.stride[a] for f in aligned) for a in range(len(field.extent)))
         after = field.stride
+        if before == after:
+            continue
         steps[layer.name] = StrideStep(before, after, tuple(_ratio(b, a) for a, b in zip(before, after)),
                                        tuple(field.extent))
     return steps

@@ -8,13 +8,14 @@ which ONNX shape inference lets through silently.
 
 from __future__ import annotations
 
-import math
+from functools import lru_cache
 
 from ..errors import ShapeError
 from ..graph import Graph, Layer, Op
 
 __all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims"]
 
+_WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 _SHAPE_DEPENDENT = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL,
                               Op.LINEAR, Op.MATMUL, Op.INPUT})
 
@@ -96,50 +97,61 @@ def check_shapes(graph: Graph) -> list[str]:
                     else "pin dynamic inputs with --input-shape")
             raise ShapeError(graph.model, f"the output shape of layer '{layer.name}' ({layer.source_op}) "
                                           f"is unknown, starting at '{cause.name}' ({cause.source_op}); {hint}")
-        if any(d < 0 for d in layer.output_shape):
+        if min(layer.output_shape, default=0) < 0:
             raise ShapeError(graph.model, f"layer '{layer.name}' has a negative dimension {list(layer.output_shape)}")
-        if layer.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL):
+        if layer.op in _WINDOWED:
             _check_window(graph, layer)
         if layer.op in (Op.LINEAR, Op.MATMUL) and layer.in_channels is None:
             raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): input shape unknown")
     return unknown
 
 
+@lru_cache(maxsize=4096)
+def _mismatched_axis(op: Op, sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                     pads_begin: tuple[int, ...], pads_end: tuple[int, ...], dilation: tuple[int, ...],
+                     ceil_mode: bool, out: tuple[int, ...]) -> int | None:
+    """The first spatial axis whose output size does not follow from the window, or ``None``.
+
+    Cached: models repeat a few window configurations many times.
+    """
+    for axis, (args, got) in enumerate(zip(zip(sizes, kernel, stride, pads_begin, pads_end, dilation), out)):
+        if op is Op.CONV_TRANSPOSE:
+            low = transposed_output_size(*args)
+            ok = low <= got < low + args[2] + args[5]
+        else:
+            expected = window_output_size(*args, ceil_mode=ceil_mode)
+            ok = expected == got and expected > 0
+        if not ok:
+            return axis
+    return None
+
+
 def _check_window(graph: Graph, layer: Layer) -> None:
-    where = f"layer '{layer.name}' ({layer.source_op})"
-    x = layer.input_shapes[0] if layer.input_shapes else None
+    def fail(problem: str) -> None:
+        raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): {problem}")
+
+    x, out = layer.input_shapes[0] if layer.input_shapes else None, layer.output_shape
     if x is None:
-        raise ShapeError(graph.model, f"{where}: input shape unknown")
+        fail("input shape unknown")
     if len(x) != len(layer.kernel) + 2:
-        raise ShapeError(graph.model, f"{where}: input of rank {len(x)} does not match a "
-                                      f"{len(layer.kernel)}-D kernel")
+        fail(f"input of rank {len(x)} does not match a {len(layer.kernel)}-D kernel")
     if layer.op in (Op.CONV, Op.CONV_TRANSPOSE):
         if layer.in_channels != x[1]:
-            raise ShapeError(graph.model, f"{where}: input has {x[1]} channels, its weight expects "
-                                          f"{layer.in_channels}")
+            fail(f"input has {x[1]} channels, its weight expects {layer.in_channels}")
         if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
-            raise ShapeError(graph.model, f"{where}: channels {layer.in_channels}->{layer.out_channels} "
-                                          f"are not divisible by groups={layer.groups}")
-        if layer.output_shape[1] != layer.out_channels:
-            raise ShapeError(graph.model, f"{where}: output has {layer.output_shape[1]} channels, "
-                                          f"its weight gives {layer.out_channels}")
-    if any(k < 1 for k in layer.kernel) or any(s < 1 for s in layer.stride):
-        raise ShapeError(graph.model, f"{where}: kernel {layer.kernel} and stride {layer.stride} must be >= 1")
-    if any(p < 0 for p in layer.pads_begin + layer.pads_end):
-        raise ShapeError(graph.model, f"{where}: negative padding {layer.pads_begin}/{layer.pads_end}")
-    for axis, size in enumerate(x[2:]):
-        args = (size, layer.kernel[axis], layer.stride[axis], layer.pads_begin[axis], layer.pads_end[axis],
-                layer.dilation[axis])
-        if layer.op is Op.CONV_TRANSPOSE:
-            low = transposed_output_size(*args)
-            ok = low <= layer.output_shape[2 + axis] < low + layer.stride[axis] + layer.dilation[axis]
-        else:
-            expected = window_output_size(*args, ceil_mode=layer.ceil_mode)
-            ok = expected == layer.output_shape[2 + axis] and expected > 0
-        if not ok:
-            raise ShapeError(graph.model, f"{where}: output size {layer.output_shape[2 + axis]} on spatial "
-                                          f"axis {axis} does not follow from input {size}, kernel "
-                                          f"{layer.kernel[axis]}, stride {layer.stride[axis]}, padding "
-                                          f"{layer.pads_begin[axis]}+{layer.pads_end[axis]}")
-    if math.prod(layer.output_shape) == 0:
-        raise ShapeError(graph.model, f"{where}: empty output {list(layer.output_shape)}")
+            fail(f"channels {layer.in_channels}->{layer.out_channels} are not divisible by groups={layer.groups}")
+        if out[1] != layer.out_channels:
+            fail(f"output has {out[1]} channels, its weight gives {layer.out_channels}")
+    if min(layer.kernel, default=1) < 1 or min(layer.stride, default=1) < 1:
+        fail(f"kernel {layer.kernel} and stride {layer.stride} must be >= 1")
+    if min(layer.pads_begin + layer.pads_end, default=0) < 0:
+        fail(f"negative padding {layer.pads_begin}/{layer.pads_end}")
+    axis = _mismatched_axis(layer.op, tuple(x[2:]), tuple(layer.kernel), tuple(layer.stride),
+                            tuple(layer.pads_begin), tuple(layer.pads_end), tuple(layer.dilation),
+                            bool(layer.ceil_mode), tuple(out[2:]))
+    if axis is not None:
+        fail(f"output size {out[2 + axis]} on spatial axis {axis} does not follow from input {x[2 + axis]}, "
+             f"kernel {layer.kernel[axis]}, stride {layer.stride[axis]}, padding "
+             f"{layer.pads_begin[axis]}+{layer.pads_end[axis]}")
+    if not all(out):
+        fail(f"empty output {list(out)}")

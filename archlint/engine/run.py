@@ -13,7 +13,9 @@ from ..analyses.receptive_field import input_extent, summary_receptive_field
 from ..analyses.shapes import check_shapes
 from ..errors import ArchlintError, ConfigError, RuleError
 from ..frontends import load_graph
+from ..gc_pause import gc_paused
 from ..graph import Graph, Op
+from ..records import frozen_record
 from ..report import FieldSummary, Finding, LayerRow, Report, Summary
 from ..rule import Rule, RuleContext
 from .config import Config
@@ -84,14 +86,15 @@ def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
     rows = []
     for layer in graph.layers():
         cost, field = costs[layer.name], fields[layer.name]
-        rows.append(LayerRow(
-            name=layer.name, op=layer.op.value, source_op=layer.source_op, output_shape=layer.output_shape,
-            macs=cost.macs, params=cost.params, other_ops=cost.other_ops, other_category=cost.category,
-            receptive_field=field.size if field else None, effective_stride=field.stride if field else None,
-            effective_padding=field.padding if field else None,
-            rf_global=bool(field and field.is_global), global_context=bool(field and field.global_context),
-            kernel=layer.kernel, stride=layer.stride, groups=layer.groups,
-            source=str(layer.source) if layer.source else None))
+        rows.append(frozen_record(LayerRow, {
+            "name": layer.name, "op": layer.op.value, "source_op": layer.source_op,
+            "output_shape": layer.output_shape, "macs": cost.macs, "params": cost.params,
+            "other_ops": cost.other_ops, "other_category": cost.category,
+            "receptive_field": field.size if field else None, "effective_stride": field.stride if field else None,
+            "effective_padding": field.padding if field else None,
+            "rf_global": bool(field and field.is_global), "global_context": bool(field and field.global_context),
+            "kernel": layer.kernel, "stride": layer.stride, "groups": layer.groups,
+            "source": str(layer.source) if layer.source else None}))
     return rows
 
 
@@ -118,6 +121,7 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
         macs_saved=sum(int(f.data.get("macs_saved", 0)) for f in findings))
 
 
+@gc_paused
 def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rule]] | None = None) -> Report:
     """Check an already built graph; ``rules`` defaults to every discovered rule."""
     available = discover_rules(config.rules_paths) if rules is None else list(rules)
