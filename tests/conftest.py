@@ -65,12 +65,22 @@ def export(module, x, path: Path, exporter: str, **kwargs) -> Path:
     return path
 
 
-def load_specs():
-    """The ``MODELS`` dict of ``fixtures/specs/core.py`` (builders of the core fixtures)."""
-    spec = importlib.util.spec_from_file_location("fixture_specs_core_for_tests", SPECS / "core.py")
+def _load_script(path: Path, name: str):
+    """Import the script at ``path`` as module ``name`` (the fixtures folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_specs():
+    """The ``MODELS`` dict of ``fixtures/specs/core.py`` (builders of the core fixtures)."""
+    return _load_script(SPECS / "core.py", "fixture_specs_core_for_tests")
+
+
+def load_synthetic():
+    """``fixtures/synthetic.py``: writers of large synthetic models (``conv_stack``)."""
+    return _load_script(ROOT / "fixtures" / "synthetic.py", "fixture_synthetic_for_tests")
 
 
 def fixture_path(name: str) -> Path:
