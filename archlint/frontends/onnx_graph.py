@@ -208,7 +208,11 @@ class _Builder:
             if op_type in _PASS_THROUGH and domain in ("", "ai.onnx"):
                 aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
                 continue
-            node = _Node.of(proto, inputs, op_type, domain)
+            try:
+                node = _Node.of(proto, inputs, op_type, domain)
+            except (ValueError, TypeError) as exc:
+                raise ModelLoadError(self.source, f"node '{proto.name or op_type}' ({op_type}) has unreadable "
+                                                  f"attributes: {exc}") from None
             layer_nodes.append(_LayerNode(node, self._op(node), data_inputs))
 
         names = self._names(layer_nodes)
