@@ -159,7 +159,7 @@ class Graph(nx.DiGraph):
         return iter(self._cached("_layers", lambda: [self._node[n]["layer"] for n in self.order()]))
 
     def inputs_of(self, name: str) -> tuple[str, ...]:
-        """Producers of ``name`` ordered by the consumer's input position."""
+        """Producers of ``name`` ordered by the consumer's input position (a tuple: callers share it)."""
         table = self.__dict__.get("_inputs")
         if table is None:
             if not nx.is_frozen(self):

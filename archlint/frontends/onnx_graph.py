@@ -56,10 +56,10 @@ def onnx_graph(loaded: LoadedOnnx) -> Graph:
     return _Builder(loaded).build()
 
 
-_A = onnx.AttributeProto
+_ATTR = onnx.AttributeProto
 #: Direct readers for the attribute types layers use; others go through onnx's helper.
-_ATTR_READERS = {_A.INT: lambda a: a.i, _A.INTS: lambda a: list(a.ints), _A.FLOAT: lambda a: a.f,
-                 _A.FLOATS: lambda a: list(a.floats), _A.STRING: lambda a: a.s}
+_ATTR_READERS = {_ATTR.INT: lambda a: a.i, _ATTR.INTS: lambda a: list(a.ints), _ATTR.FLOAT: lambda a: a.f,
+                 _ATTR.FLOATS: lambda a: list(a.floats), _ATTR.STRING: lambda a: a.s}
 
 
 def _attrs(node: onnx.NodeProto) -> dict:
