@@ -78,6 +78,11 @@ def load_specs():
     return _load_script(SPECS / "core.py", "fixture_specs_core_for_tests")
 
 
+def load_build_script():
+    """``fixtures/build_fixtures.py``: ``all_specs()``, ``built_from()``, ``spec_digest()``."""
+    return _load_script(ROOT / "fixtures" / "build_fixtures.py", "fixture_build_script_for_tests")
+
+
 def load_synthetic():
     """``fixtures/synthetic.py``: writers of large synthetic models (``conv_stack``)."""
     return _load_script(ROOT / "fixtures" / "synthetic.py", "fixture_synthetic_for_tests")

@@ -9,7 +9,6 @@ Exports are cached once per session (``zoo`` fixture, or ``ARCHLINT_TEST_CACHE``
 
 from __future__ import annotations
 
-import importlib.util
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 import archlint
 
-from conftest import ROOT, ZOO, export, import_torchvision
+from conftest import ROOT, ZOO, export, import_torchvision, load_build_script
 
 torch = pytest.importorskip("torch")
 
@@ -28,14 +27,7 @@ ARCHS = {"resnet18": ({}, 224), **{name: (kwargs, size) for name, (kwargs, size,
                                       if name != "vgg16"}}
 
 
-def _specs() -> dict:
-    spec = importlib.util.spec_from_file_location("archlint_build_fixtures", ROOT / "fixtures" / "build_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.all_specs()
-
-
-SPECS = _specs()
+SPECS = load_build_script().all_specs()
 #: fixtures whose builder returns (torch module, input shape); hand-built ONNX ones are skipped
 TORCH_FIXTURES = [name for name in SPECS if not (ROOT / "fixtures" / "models" / f"{name}.onnx").exists()]
 
@@ -72,7 +64,7 @@ def test_fixture_gives_the_same_layers_and_findings_as_its_onnx_exports(name, ex
     if not path.exists():
         pytest.skip(f"fixture {path.name} not built; run python fixtures/build_fixtures.py")
     torch.manual_seed(0)
-    module, shape = SPECS[name]()
+    module, shape = SPECS[name][0]()
     assert_parity(module.eval(), shape, path)
 
 
