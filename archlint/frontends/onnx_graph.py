@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import networkx as nx
@@ -23,6 +22,7 @@ from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source
 from ..records import frozen_record
 from .einsum import einsum_contraction
+from .naming import containers, unique_names
 from .onnx_file import LoadedOnnx
 from .sources import source_from_trace
 
@@ -128,16 +128,18 @@ class _Builder:
                 return scopes[-2]
         name = node.name
         if name.startswith("/"):
-            parts = [p for p in name.split("/")[1:-1] if p]
-            path = ""
+            # "/layer1/layer1.0/conv1/Conv": each part repeats its parent's path or adds a level
+            pieces: list[str] = []
             prev = ""
-            for part in parts:
-                if prev and part.startswith(prev + "."):
-                    path += part[len(prev):]
+            for part in name.split("/")[1:-1]:
+                if not part:
+                    continue
+                if prev and part.startswith(prev) and part.startswith(".", len(prev)):
+                    pieces.append(part[len(prev):])
                 else:
-                    path = f"{path}.{part}" if path else part
+                    pieces.append(f".{part}" if pieces else part)
                 prev = part
-            return path
+            return "".join(pieces)
         return None
 
     def _weight_module(self, node: _Node, op: Op) -> str | None:
@@ -157,8 +159,7 @@ class _Builder:
     def _names(self, nodes: list[_LayerNode]) -> list[tuple[str, str, Source | None]]:
         """(name, origin, source) for each layer node, unique, in graph order."""
         scopes = [self._scope(n.node) for n in nodes]
-        known = {s for s in scopes if s}
-        containers = {p for s in known for p in _prefixes(s)}
+        outer = containers(scopes)
         by_scope: dict[str, set[str]] = defaultdict(set)
         for n, scope in zip(nodes, scopes):
             if scope is not None:
@@ -172,12 +173,13 @@ class _Builder:
                 raw.append((module, "module", source))
             elif scope is None:
                 raw.append((node.name or node.op_type, "node", None))
-            elif scope and scope not in containers and len(by_scope[scope]) == 1:
+            elif scope and scope not in outer and len(by_scope[scope]) == 1:
                 raw.append((scope, "module", self._source_line(node.meta)))
             else:
                 raw.append((f"{scope}/{node.op_type}" if scope else node.op_type, "scope",
                             self._source_line(node.meta)))
-        return _dedupe(raw, reserved=set(self.producer_names))
+        names = unique_names([name for name, _, _ in raw], reserved=self.producer_names)
+        return [(name, origin, source) for name, (_, origin, source) in zip(names, raw)]
 
     # -- building -------------------------------------------------------------------------
 
@@ -502,29 +504,4 @@ def _ints(value, n: int, default: int) -> tuple[int, ...]:
         raise ValueError(f"expected {n} values, got {list(out)}")
     if min(out, default=1) < 1:
         raise ValueError(f"values must be >= 1, got {list(out)}")
-    return out
-
-
-def _prefixes(scope: str) -> list[str]:
-    parts = scope.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _dedupe(raw: Sequence[tuple[str, str, Source | None]], reserved: set[str]):
-    """Make names unique: later repeats get ``_1``, ``_2``... as the legacy exporter does."""
-    seen = Counter(reserved)
-    taken = set(reserved) | {name for name, _, _ in raw}
-    out = []
-    for name, origin, source in raw:
-        if seen[name] == 0:
-            seen[name] = 1
-            out.append((name, origin, source))
-            continue
-        k = seen[name]
-        while f"{name}_{k}" in taken:
-            k += 1
-        seen[name] = k + 1
-        unique = f"{name}_{k}"
-        taken.add(unique)
-        out.append((unique, origin, source))
     return out

@@ -58,6 +58,7 @@ from torch import nn
 from ..errors import ModelLoadError, ShapeError
 from ..graph import Graph, Layer, Op, Source
 from .einsum import einsum_contraction
+from .naming import containers, unique_names
 from .sources import local_source, source_from_trace
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
@@ -988,24 +989,21 @@ class _Converter:
     def _name(self) -> None:
         entries = [e for e in self.entries.values() if not e.folded]
         scopes = [e.scope for e in entries]
-        known = {s for s in scopes if s}
-        containers = {p for s in known for p in _prefixes(s)}
+        outer = containers(scopes)
         by_scope: dict[str, set[str]] = defaultdict(set)
         for e in entries:
-            if e.weight_module is None and e.scope is not None:
-                by_scope[e.scope].add(e.otype)
-            elif e.scope is not None:
+            if e.scope is not None:
                 by_scope[e.scope].add(e.otype)
         raw = []
         for e in entries:
             if e.weight_module is not None:
                 raw.append((e.weight_module, "module"))
-            elif e.scope and e.scope not in containers and len(by_scope[e.scope]) == 1:
+            elif e.scope and e.scope not in outer and len(by_scope[e.scope]) == 1:
                 raw.append((e.scope, "module"))
             else:
                 raw.append((f"{e.scope}/{e.otype}" if e.scope else e.otype, "scope"))
-        reserved = {key for key, _ in self.inputs}
-        for e, (name, origin) in zip(entries, _dedupe(raw, reserved)):
+        names = unique_names([name for name, _ in raw], reserved=[key for key, _ in self.inputs])
+        for e, name, (_, origin) in zip(entries, names, raw):
             e.name, e.origin = name, origin
 
     def _graph(self, folded: int) -> Graph:
@@ -1061,27 +1059,3 @@ def _flatten(value):
         yield from _flatten((value.start, value.stop, value.step))
     else:
         yield value
-
-
-def _prefixes(scope: str) -> list[str]:
-    parts = scope.split(".")
-    return [".".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def _dedupe(raw, reserved: set[str]):
-    """Unique names: later repeats get ``_1``, ``_2``... (the ONNX frontend's convention)."""
-    seen = Counter(reserved)
-    taken = set(reserved) | {name for name, _ in raw}
-    out = []
-    for name, origin in raw:
-        if seen[name] == 0:
-            seen[name] = 1
-            out.append((name, origin))
-            continue
-        k = seen[name]
-        while f"{name}_{k}" in taken:
-            k += 1
-        seen[name] = k + 1
-        taken.add(f"{name}_{k}")
-        out.append((f"{name}_{k}", origin))
-    return out

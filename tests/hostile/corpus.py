@@ -307,6 +307,18 @@ def build(folder: Path) -> list[Case]:
     add("if_nested_20.onnx", _nested_if(20), "any")
     add("if_nested_120.onnx", _nested_if(120), "error")
     add("many_attrs.onnx", _conv_model(kernel_shape=[3, 3], **{f"junk{i}": i for i in range(2000)}), "any")
+
+    # --- absurd names: module paths of 100,000 levels (quadratic naming would hang) ---------------
+    deep = [f"m{i}" for i in range(100_000)]
+    add("deep_legacy_name.onnx", _model([helper.make_node("Relu", ["x"], ["y"], name="/" + "/".join(deep) + "/Relu")],
+                                        [_x()], [_out()]), "report")
+    nested = [".".join(deep[:i]) for i in (1, 2, 50_000, 100_000)]  # each contains the next
+    scoped = []
+    for i, scope in enumerate(nested):
+        node = helper.make_node("Relu", ["x" if i == 0 else f"r{i - 1}"], ["y" if i == len(nested) - 1 else f"r{i}"])
+        node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(["", scope, "relu"]))
+        scoped.append(node)
+    add("deep_dynamo_scopes.onnx", _model(scoped, [_x()], [_out()]), "report")
     return cases
 
 
