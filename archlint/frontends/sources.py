@@ -9,7 +9,9 @@ point at the repository's file.
 
 from __future__ import annotations
 
+import os
 import re
+from functools import lru_cache
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..graph import Source
@@ -25,20 +27,34 @@ def is_torch_internal(path: str, torch_dir: str | None = None) -> bool:
     return bool(_TORCH_PACKAGE.search(path)) or bool(torch_dir and path.startswith(torch_dir))
 
 
+#: Deepest tail of a recorded path tried against the working directory (repositories are shallower).
+MAX_REMAP_PARTS = 32
+
+
 def local_source(file: str, line: int) -> Source:
     """``Source(file, line)``, with ``file`` mapped to an existing path under the working
     directory when the recorded one does not exist here."""
+    return Source(_local_file(file, os.getcwd()), line)
+
+
+@lru_cache(maxsize=4096)
+def _local_file(file: str, cwd: str) -> str:
+    """``file`` if it exists, else the longest existing tail of it under ``cwd`` (``cwd`` keys the cache).
+
+    Models repeat a few files in every node's stack trace; a hostile one may give each node
+    another path of thousands of parts, so at most ``MAX_REMAP_PARTS`` tails are tried.
+    """
     try:
         if Path(file).exists():
-            return Source(file, line)
+            return file
         parts = (PureWindowsPath(file) if "\\" in file else PurePosixPath(file)).parts
-        for start in range(1, len(parts)):
-            tail = Path(*parts[start:])
+        for start in range(max(1, len(parts) - MAX_REMAP_PARTS), len(parts)):
+            tail = Path(cwd, *parts[start:])
             if tail.is_file():
-                return Source(tail.as_posix(), line)
+                return Path(*parts[start:]).as_posix()
     except (OSError, ValueError):
         pass  # unreadable or odd path: keep what the model says
-    return Source(file, line)
+    return file
 
 
 def source_from_trace(trace: str, torch_dir: str | None = None) -> Source | None:

@@ -319,6 +319,15 @@ def build(folder: Path) -> list[Case]:
         node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(["", scope, "relu"]))
         scoped.append(node)
     add("deep_dynamo_scopes.onnx", _model(scoped, [_x()], [_out()]), "report")
+    # every node's stack trace names another file 1,500 folders deep (each one looked up on disk)
+    traced = []
+    for i in range(3000):
+        node = helper.make_node("Relu", ["x" if i == 0 else f"t{i - 1}"], ["y" if i == 2999 else f"t{i}"])
+        trace = f'File "/{"a/" * 1500}m{i}.py", line {i + 1}, in forward'
+        node.metadata_props.add(key="pkg.torch.onnx.stack_trace", value=trace)
+        node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(["", f"m{i}", "relu"]))
+        traced.append(node)
+    add("deep_trace_paths.onnx", _model(traced, [_x()], [_out()]), "report")
     return cases
 
 
