@@ -34,8 +34,9 @@
 from __future__ import annotations
 
 import math
-from collections import Counter
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,20 +180,20 @@ def match_layers(base: _View, head: _View) -> dict[str, str]:
                                                              base.layer(b).source_op) == canon]
             pair(h, (same or candidates)[0])
     # op-named leftovers: same scope and op class, in topological order
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, deque[str]] = {}
     for b in base.order:
         bl = base.layer(b)
         if b not in used and not _named(bl) and bl.op is not Op.INPUT:
-            groups.setdefault(canonical_layer(b, bl.op.value, bl.source_op), []).append(b)
+            groups.setdefault(canonical_layer(b, bl.op.value, bl.source_op), deque()).append(b)
     for h in head.order:
         hl = head.layer(h)
         if h in match or _named(hl) or hl.op is Op.INPUT:
             continue
         queue = groups.get(canonical_layer(h, hl.op.value, hl.source_op))
         while queue and queue[0] in used:
-            queue.pop(0)
+            queue.popleft()
         if queue:
-            pair(h, queue.pop(0))
+            pair(h, queue.popleft())
     return match
 
 
@@ -346,6 +347,21 @@ def _finding_keys(report: Report, rename: Mapping[str, str], view: _View,
     return keys
 
 
+def _entries_under(entries: Sequence[dict]) -> Callable[[str], list[dict]]:
+    """A lookup of the entries whose layer lies under a module (``conv2`` -> ``conv2.0``, ``conv2.1``).
+
+    Answers in graph order, by bisection in the sorted names: two unrelated models of
+    thousands of layers each would otherwise compare every removed layer with every added one.
+    """
+    names = sorted((e["layer"], i) for i, e in enumerate(entries))
+    keys = [name for name, _ in names]
+
+    def under(module: str) -> list[dict]:
+        lo, hi = bisect_left(keys, module + "."), bisect_left(keys, module + "/")  # "/" follows "."
+        return [entries[i] for i in sorted(i for _, i in names[lo:hi])]
+    return under
+
+
 def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report,
                 rule_keys: Mapping[str, tuple[str, ...]] | None = None) -> ModelDiff:
     """The :class:`ModelDiff` of two linted graphs (reports from :func:`archlint.lint_graph`)."""
@@ -379,12 +395,13 @@ def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report
                          "macs_before": sum(e["macs"] for e in before), "macs_after": sum(e["macs"] for e in after),
                          "params_before": sum(e["params"] for e in before),
                          "params_after": sum(e["params"] for e in after)})
+    added_under, removed_under = _entries_under(added), _entries_under(removed)
     for entry in removed:  # a module replaced by submodules (conv2 -> conv2.0, conv2.1)
-        parts = [a for a in added if a["layer"].startswith(entry["layer"] + ".")]
+        parts = added_under(entry["layer"])
         if parts:
             group([entry], parts)
     for entry in added:  # submodules merged into one module (conv2.0, conv2.1 -> conv2)
-        parts = [r for r in removed if r["layer"].startswith(entry["layer"] + ".")]
+        parts = removed_under(entry["layer"])
         if parts:
             group(parts, [entry])
     # totals
