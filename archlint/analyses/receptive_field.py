@@ -11,7 +11,8 @@ padding ``p`` and dilation ``d`` maps ``(r, j, P)`` to
 Where paths meet (add, concat, mul) the field is the union of the aligned regions of
 the inputs. Branches with equal strides merge exactly; branches with different strides
 (possible only after resizing) are kept apart as separate pieces, so the union stays
-exact. Inputs without spatial extent (squeeze-excitation scales, globally pooled context)
+exact; past ``MAX_PIECES`` pieces on an axis (merges of branches resized by many different
+factors can double the pieces at each merge) the field is reported unknown. Inputs without spatial extent (squeeze-excitation scales, globally pooled context)
 are not aligned with any pixel: they mark the result ``global_context`` without changing
 its field. Global pooling, flatten and dense layers make the field ``global``: it then
 spans the whole input. Upsampling divides the stride (fractions are kept exact);
@@ -113,7 +114,12 @@ def _span(pieces: tuple[AxisField, ...], n: int) -> Fraction:
     return max(at(0), at(max(n - 1, 0)))
 
 
-def _union(pieces: list[AxisField]) -> tuple[AxisField, ...]:
+#: Most pieces one axis of a field may hold; real networks merge a handful of strides at most.
+MAX_PIECES = 64
+
+
+def _union(pieces: list[AxisField]) -> tuple[AxisField, ...] | None:
+    """Pieces of the union, one per stride; ``None`` beyond ``MAX_PIECES`` strides."""
     by_stride: dict[Fraction, AxisField] = {}
     for p in pieces:
         q = by_stride.get(p.stride)
@@ -123,6 +129,8 @@ def _union(pieces: list[AxisField]) -> tuple[AxisField, ...]:
             pad = max(p.padding, q.padding)
             end = max(p.size - p.padding, q.size - q.padding)
             by_stride[p.stride] = AxisField(p.stride, end + pad, pad)
+    if len(by_stride) > MAX_PIECES:
+        return None
     return tuple(sorted(by_stride.values()))
 
 
@@ -269,6 +277,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         if len(aligned) == 1:
             return field if context == field.global_context else field.moved(context=context)
         axes = [_union([p for f in aligned for p in f.axes[a]]) for a in range(len(field.extent))]
+        if None in axes:
+            return None  # too many pieces to follow
         return field.moved(axes, context=context)
     if len(inputs) != 1:
         return None

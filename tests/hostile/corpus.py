@@ -328,6 +328,21 @@ def build(folder: Path) -> list[Case]:
         node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value=repr(["", f"m{i}", "relu"]))
         traced.append(node)
     add("deep_trace_paths.onnx", _model(traced, [_x()], [_out()]), "report")
+
+    # --- receptive-field pieces: each block adds a branch downsampled by another stride and
+    # resized back, so the strides meeting at each Add double (2^26 without a bound) ----------------
+    n, blocks, prev = 101, 26, "x"
+    merges = []
+    for i in range(blocks):
+        merges += [helper.make_node("Conv", [prev, "w"], [f"c{i}"], kernel_shape=[3, 3], strides=[2 + i] * 2,
+                                    pads=[1] * 4),
+                   helper.make_node("Resize", [f"c{i}", "", "", "sizes"], [f"u{i}"], mode="nearest"),
+                   helper.make_node("Add", [prev, f"u{i}"], ["y" if i == blocks - 1 else f"a{i}"])]
+        prev = f"a{i}"
+    add("resize_merges_26.onnx", _model(merges, [_x((1, 1, n, n))], [_out()],
+                                        [_w("w", (1, 1, 3, 3)),
+                                         numpy_helper.from_array(np.array([1, 1, n, n], np.int64), "sizes")]),
+        "report")
     return cases
 
 
