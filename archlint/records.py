@@ -59,7 +59,8 @@ def frozen_record(cls: type[T], values: Mapping[str, Any]) -> T:
         return cls(**values)  # raises the usual TypeError
     record = object.__new__(cls)
     state = record.__dict__
-    state.update(defaults)
+    if len(keys) < len(names):
+        state.update(defaults)
     state.update(values)
     for name, factory in factories.items():
         if name not in keys:

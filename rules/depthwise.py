@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, separable_cost
+from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, separable_cost
 
 __all__ = ["ReplaceableStandardConv", "get_rules"]
 
@@ -67,20 +67,25 @@ class ReplaceableStandardConv(Rule):
         exact = Fraction(limit)  # compared in integers: macs_saved / macs >= limit
         min_in = ctx.options["min-separable-in-channels"]
         for layer in graph.layers():
+            if layer.op is not Op.CONV:
+                continue
             cost = separable_cost(layer)
-            if (cost is None or layer.in_channels < min_in or not cost.macs
-                    or cost.macs_saved * exact.denominator < exact.numerator * cost.macs):
+            if cost is None or layer.in_channels < min_in or not cost.macs:
+                continue
+            macs, after = cost.macs, cost.macs_after
+            saved = macs - after
+            if saved * exact.denominator < exact.numerator * macs:
                 continue
             kernel = "x".join(map(str, layer.kernel))
-            ratio = cost.macs_saved / cost.macs
+            ratio = saved / macs
             yield ctx.finding(
                 layer.name,
                 f"conv '{layer.name}' ({kernel}, {layer.in_channels}->{layer.out_channels}) costs "
-                f"{_m(cost.macs)} MACs; as depthwise {kernel} + pointwise 1x1 {_m(cost.macs_after)}, "
-                f"saving {_m(cost.macs_saved)} ({ratio:.0%} >= {limit:.0%})",
+                f"{_m(macs)} MACs; as depthwise {kernel} + pointwise 1x1 {_m(after)}, "
+                f"saving {_m(saved)} ({ratio:.0%} >= {limit:.0%})",
                 fix=f"use a depthwise {kernel} conv (groups={layer.in_channels}) and a 1x1 conv "
                     f"{layer.in_channels}->{layer.out_channels}",
-                data={"macs": cost.macs, "macs_after": cost.macs_after, "macs_saved": cost.macs_saved,
+                data={"macs": macs, "macs_after": after, "macs_saved": saved,
                       "depthwise_macs": cost.depthwise_macs, "pointwise_macs": cost.pointwise_macs,
                       "saving_ratio": ratio, "limit": limit, "kernel": list(layer.kernel),
                       "in_channels": layer.in_channels, "out_channels": layer.out_channels})

@@ -225,25 +225,29 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
         own = border_losses(graph, fields)
     result: dict[str, BorderLossTotal | None] = {}
     for layer in graph.layers():
-        field = fields.get(layer.name)
+        name = layer.name
+        field = fields.get(name)
         if field is None or field.is_global or not field.extent:
-            result[layer.name] = None
-            continue
-        if layer.op is Op.INPUT:
-            result[layer.name] = BorderLossTotal((Fraction(0),) * len(field.extent), tuple(field.extent))
+            result[name] = None
             continue
         rank = len(field.extent)
-        upstream = [u for u in map(result.get, graph.inputs_of(layer.name))
-                    if u is not None and len(u.pixels) == rank]
-        if not upstream:
-            result[layer.name] = None
+        if layer.op is Op.INPUT:
+            result[name] = BorderLossTotal((Fraction(0),) * rank, tuple(field.extent))
             continue
-        best = upstream[0] if len(upstream) == 1 else max(upstream, key=lambda u: (u.fraction, sum(u.pixels)))
-        loss = own.get(layer.name)
-        if loss is not None and loss.pixels is not None and len(loss.pixels) == rank:
-            best = BorderLossTotal(tuple(a + b for a, b in zip(best.pixels, loss.pixels)),
-                                   best.input_size, layer.name, best)
-        result[layer.name] = best
+        producers = graph.inputs_of(name)
+        if len(producers) == 1:
+            best = result.get(producers[0])
+            if best is not None and len(best.pixels) != rank:
+                best = None
+        else:
+            upstream = [u for u in map(result.get, producers) if u is not None and len(u.pixels) == rank]
+            best = max(upstream, key=lambda u: (u.fraction, sum(u.pixels))) if upstream else None
+        if best is not None:
+            loss = own.get(name)
+            if loss is not None and loss.pixels is not None and len(loss.pixels) == rank:
+                best = BorderLossTotal(tuple(a + b for a, b in zip(best.pixels, loss.pixels)),
+                                       best.input_size, name, best)
+        result[name] = best
     return result
 
 

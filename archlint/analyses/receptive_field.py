@@ -272,7 +272,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     if op in _ELEMENTWISE:
         if len(aligned) > 1 and any(f.positions != field.positions or f.extent != field.extent for f in aligned):
             return None  # spatially misaligned operands: no single field per position
-        if _extent_at(out, field.positions) != field.extent:
+        same_shape = field is inputs[0] and layer.input_shapes and out == layer.input_shapes[0]
+        if not same_shape and _extent_at(out, field.positions) != field.extent:
             return None
         if len(aligned) == 1:
             return field if context == field.global_context else field.moved(context=context)

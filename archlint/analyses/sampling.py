@@ -208,15 +208,16 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
         field = fields.get(layer.name)
         if field is None or field.is_global or layer.op is Op.INPUT:
             continue
-        inputs = [fields.get(p) for p in graph.inputs_of(layer.name)]
-        if len(inputs) == 1 and inputs[0] is field:
-            continue  # passed through unchanged (activations, norms)
-        aligned = [f for f in inputs if f is not None and not f.is_global]
-        if not aligned or any(f.positions != field.positions for f in aligned):
-            continue
-        if len(aligned) == 1:
-            before = aligned[0].stride
+        producers = graph.inputs_of(layer.name)
+        if len(producers) == 1:
+            source = fields.get(producers[0])
+            if source is field or source is None or source.is_global or source.positions != field.positions:
+                continue  # passed through unchanged (activations, norms), or no local field before
+            before = source.stride
         else:
+            aligned = [f for f in map(fields.get, producers) if f is not None and not f.is_global]
+            if not aligned or any(f.positions != field.positions for f in aligned):
+                continue
             before = tuple(max(f.stride[a] for f in aligned) for a in range(len(field.extent)))
         after = field.stride
         if before == after:
