@@ -12,11 +12,12 @@ Where paths meet (add, concat, mul) the field is the union of the aligned region
 the inputs. Branches with equal strides merge exactly; branches with different strides
 (possible only after resizing) are kept apart as separate pieces, so the union stays
 exact; past ``MAX_PIECES`` pieces on an axis (merges of branches resized by many different
-factors can double the pieces at each merge) the field is reported unknown. Inputs without spatial extent (squeeze-excitation scales, globally pooled context)
-are not aligned with any pixel: they mark the result ``global_context`` without changing
-its field. Global pooling, flatten and dense layers make the field ``global``: it then
-spans the whole input. Upsampling divides the stride (fractions are kept exact);
-transposed convolutions are treated as the continuous inverse of a convolution.
+factors can double the pieces at each merge) the field is reported unknown. Inputs without
+spatial extent (squeeze-excitation scales, globally pooled context) are not aligned with
+any pixel: they mark the result ``global_context`` without changing its field. Global
+pooling, flatten and dense layers make the field ``global``: it then spans the whole
+input. Upsampling divides the stride (fractions are kept exact); transposed convolutions
+are treated as the continuous inverse of a convolution.
 """
 
 from __future__ import annotations
@@ -285,8 +286,7 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         return None
     if op is Op.RESHAPE:
         return _reshaped(layer, field)
-    x = layer.input_shapes[0] if layer.input_shapes else None
-    if x is None or len(x) != len(field.positions) + 2 or field.positions != _standard(x):
+    if field.positions != _standard(layer.input_shapes[0] if layer.input_shapes else None):
         return None  # windowed ops work on NCHW; a field on other axes cannot follow
     extent = _extent_at(out, field.positions)
     if extent is None:
