@@ -326,28 +326,13 @@ def input_extent(graph: Graph, layer: str) -> tuple[int, ...]:
 
     The input the receptive field of ``layer`` is measured against.
     """
+    import networkx as nx
+
     candidates = graph.graph.get("inputs") or [n for n in graph if graph.layer(n).op is Op.INPUT]
-    present = [name for name in candidates if name in graph]
-    if not present:
-        return ()
-    ancestors = _ancestors(graph, layer) if layer in graph else set()
-    for name in present:
-        if name == layer or name in ancestors:
+    for name in candidates:
+        if name in graph and (name == layer or nx.has_path(graph, name, layer)):
             return spatial_dims(graph.layer(name).output_shape)
     return ()
-
-
-def _ancestors(graph: Graph, name: str) -> set[str]:
-    """Every layer ``name`` depends on (a walk up the producer links)."""
-    seen: set[str] = set()
-    stack = [name]
-    preds = graph._pred  # the adjacency dicts: this walk may cover the whole graph
-    while stack:
-        for producer in preds[stack.pop()]:
-            if producer not in seen:
-                seen.add(producer)
-                stack.append(producer)
-    return seen
 
 
 def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> str | None:
