@@ -232,14 +232,40 @@ def _drop_large_data(graph: onnx.GraphProto) -> None:
 
 
 def _check_topological(model: onnx.ModelProto, source: str) -> None:
-    known = {t.name for t in model.graph.initializer} | {i.name for i in model.graph.input} | {""}
-    for node in model.graph.node:
+    """Every node reads only what comes before it, and its names are text.
+
+    Protobuf hands string fields that are not valid UTF-8 over as ``bytes``; ONNX requires
+    UTF-8, and names that are not text would break every later step.
+    """
+    graph = model.graph
+    for values in (graph.input, graph.output, graph.initializer, graph.value_info):
+        for value in values:
+            if type(value.name) is bytes:
+                raise ModelLoadError(source, f"a graph input, output or tensor name is not valid UTF-8: {value.name!r}")
+    known = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
+    for index, node in enumerate(graph.node):
+        outputs = node.output
+        if bytes in (type(node.name), type(node.op_type), type(node.domain), type(node.doc_string)) \
+                or any(type(o) is bytes for o in outputs) \
+                or any(type(p.key) is bytes or type(p.value) is bytes for p in node.metadata_props):
+            raise ModelLoadError(source, f"node {index} ({node.op_type!r}): its {_non_text_field(node)} is not "
+                                         "valid UTF-8")
         for name in node.input:
             if name not in known:
                 raise ModelLoadError(source, f"node '{node.name or node.op_type}' reads '{name}', which no "
                                              "earlier node, input or initializer produces "
                                              "(dangling input, cycle or unsorted graph)")
-        known.update(node.output)
+        known.update(outputs)
+
+
+def _non_text_field(node: onnx.NodeProto) -> str:
+    """Which string field of ``node`` protobuf handed over as bytes (not valid UTF-8)."""
+    for attribute in ("name", "op_type", "domain", "doc_string"):
+        if type(getattr(node, attribute)) is bytes:
+            return attribute.replace("_", " ")
+    if any(type(o) is bytes for o in node.output):
+        return "output name"
+    return "metadata"
 
 
 # --- input shapes ----------------------------------------------------------------------

@@ -308,6 +308,23 @@ def build(folder: Path) -> list[Case]:
     add("if_nested_120.onnx", _nested_if(120), "error")
     add("many_attrs.onnx", _conv_model(kernel_shape=[3, 3], **{f"junk{i}": i for i in range(2000)}), "any")
 
+    # --- names that are not UTF-8 (protobuf hands such strings over as bytes) ------------------
+    def not_utf8(model: onnx.ModelProto, marker: bytes) -> bytes:
+        return model.SerializeToString().replace(marker, b"\xff" * len(marker))
+
+    add("node_name_not_utf8.onnx", not_utf8(_model([relu("x", "y", "QQQQ")], [_x()], [_out()]), b"QQQQ"),
+        "error", "its name is not valid UTF-8")
+    add("input_name_not_utf8.onnx", not_utf8(_model([relu("QQQQ", "y")], [_x(name="QQQQ")], [_out()]), b"QQQQ"),
+        "error", "not valid UTF-8")
+    tagged = relu("x", "y")
+    tagged.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'QQQQ']")
+    add("metadata_not_utf8.onnx", not_utf8(_model([tagged], [_x()], [_out()]), b"QQQQ"), "error",
+        "its metadata is not valid UTF-8")
+    documented = relu("x", "y")
+    documented.doc_string = "QQQQ"
+    add("doc_string_not_utf8.onnx", not_utf8(_model([documented], [_x()], [_out()]), b"QQQQ"), "error",
+        "its doc string is not valid UTF-8")
+
     # --- absurd names: module paths of 100,000 levels (quadratic naming would hang) ---------------
     deep = [f"m{i}" for i in range(100_000)]
     add("deep_legacy_name.onnx", _model([helper.make_node("Relu", ["x"], ["y"], name="/" + "/".join(deep) + "/Relu")],
