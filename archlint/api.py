@@ -11,7 +11,8 @@ from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_l
 from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
-from .analyses.sampling import AxisCoverage, StrideStep, WindowCoverage, axis_coverage, stride_steps, window_coverage
+from .analyses.sampling import (AxisCoverage, StrideStep, WindowCoverage, axis_coverage, covered_windows,
+                                stride_steps, window_coverage)
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
@@ -28,7 +29,7 @@ __all__ = [
     "BorderLoss", "BorderLossTotal", "border_loss", "border_losses", "cumulative_border_losses",
     "border_loss_ends", "same_padding", "SeparableCost", "separable_cost",
     "PlainChain", "plain_chains", "weighted_depths", "AxisCoverage", "WindowCoverage", "axis_coverage",
-    "window_coverage", "StrideStep", "stride_steps",
+    "window_coverage", "covered_windows", "StrideStep", "stride_steps",
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
     "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
 ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, flattened_dense_heads,
-                          input_coverage)
+from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, covered_windows,
+                          flattened_dense_heads, input_coverage)
 
 __all__ = ["FlattenedMapIntoDense", "PoolSkipsInput", "ReceptiveFieldMissesInput", "get_rules"]
 
@@ -119,12 +119,8 @@ class PoolSkipsInput(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-unread-share"]
-        coverages = ctx.analysis("window_coverages")
-        for layer in graph.layers():
-            if layer.op not in POOL_OPS:
-                continue
-            coverage = coverages[layer.name]
-            if coverage is None or not any(axis.gap for axis in coverage.axes):
+        for layer, coverage in covered_windows(graph, ctx.analysis("window_coverages"), POOL_OPS):
+            if not coverage.has_gaps:
                 continue
             share = coverage.unread_fraction
             if share <= limit:

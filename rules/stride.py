@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, weighted_depths
+from archlint.api import (POOL_OPS, Finding, Graph, Op, Option, Rule, RuleContext, Severity, covered_windows,
+                          weighted_depths)
 
 
 def _dims(values) -> str:
@@ -56,12 +57,8 @@ class StrideSkipsInput(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-unread-fraction"]
-        coverages = ctx.analysis("window_coverages")
-        for layer in graph.layers():
-            if layer.op is not Op.CONV:
-                continue
-            coverage = coverages[layer.name]
-            if coverage is None or not any(axis.gap for axis in coverage.axes):
+        for layer, coverage in covered_windows(graph, ctx.analysis("window_coverages"), {Op.CONV}):
+            if not coverage.has_gaps:
                 continue
             fraction = coverage.unread_fraction
             if fraction <= limit:
@@ -120,13 +117,7 @@ class WindowMissesInputEdge(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-edge-unread"]
-        coverages = ctx.analysis("window_coverages")
-        for layer in graph.layers():
-            if layer.op not in (Op.CONV, Op.MAX_POOL, Op.AVG_POOL):
-                continue
-            coverage = coverages[layer.name]
-            if coverage is None:
-                continue
+        for layer, coverage in covered_windows(graph, ctx.analysis("window_coverages"), {Op.CONV, *POOL_OPS}):
             edges = [axis.edge for axis in coverage.axes]
             worst = max(edges, default=0)
             if worst <= limit:

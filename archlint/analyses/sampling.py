@@ -11,6 +11,7 @@ the effective stride (jump) of the receptive field, per axis.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
@@ -18,7 +19,8 @@ from functools import lru_cache
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
 
-__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "StrideStep", "stride_steps"]
+__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows", "StrideStep",
+           "stride_steps"]
 
 #: Windowed layers whose windows read their input (a transposed conv writes instead).
 _READING_OPS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
@@ -62,6 +64,11 @@ class WindowCoverage:
     @property
     def unread(self) -> int:
         return self.positions - self.read
+
+    @property
+    def has_gaps(self) -> bool:
+        """Some axis has positions that no window would read however far the windows went on."""
+        return any(a.gap for a in self.axes)
 
     @property
     def unread_fraction(self) -> Fraction:
@@ -160,6 +167,20 @@ def _coverage(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int
               dilation: tuple[int, ...], windows: tuple[int, ...]) -> WindowCoverage:
     """Coverage of one window configuration; models repeat a few configurations many times."""
     return WindowCoverage(tuple(axis_coverage(*args) for args in zip(sizes, kernel, stride, pads, dilation, windows)))
+
+
+def covered_windows(graph: Graph, coverages: Mapping[str, WindowCoverage | None],
+                    ops: Collection[Op]) -> Iterator[tuple[Layer, WindowCoverage]]:
+    """The layers whose op is in ``ops`` and whose input coverage is known, with it, in graph order.
+
+    ``coverages`` maps layer names to :func:`window_coverage` (the engine's
+    ``"window_coverages"`` analysis).
+    """
+    for layer in graph.layers():
+        if layer.op in ops:
+            coverage = coverages.get(layer.name)
+            if coverage is not None:
+                yield layer, coverage
 
 
 @dataclass(frozen=True)
