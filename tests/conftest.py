@@ -204,6 +204,21 @@ def specs():
 
 # --- hand-built ONNX models -----------------------------------------------------------------
 
+def chain_graph(*layers):
+    """A hand-built :class:`archlint.graph.Graph`: an input shaped like the first layer's input, then
+    ``layers`` in series."""
+    from archlint.graph import Graph, Layer, Op
+
+    g = Graph(model="hand-built", inputs=["x"], outputs=[layers[-1].name], unsupported_ops={})
+    g.add_node("x", layer=Layer("x", Op.INPUT, "input", layers[0].input_shapes[0]))
+    prev = "x"
+    for layer in layers:
+        g.add_node(layer.name, layer=layer)
+        g.add_edge(prev, layer.name, index=0)
+        prev = layer.name
+    return g
+
+
 def make_model(nodes, inputs, outputs, initializers=(), opset=17, domains=()):
     """An ONNX model from onnx.helper pieces; ``inputs``/``outputs`` map name -> shape (None: unknown)."""
     from onnx import TensorProto, helper

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from archlint.api import Config, Graph, Layer, Op, lint, lint_graph, separable_cost
+from archlint.api import Config, Layer, Op, lint, lint_graph, separable_cost
 from archlint.rules.depthwise import ReplaceableStandardConv, get_rules
+from conftest import chain_graph
 
 MODELS = Path(__file__).resolve().parent.parent / "fixtures" / "models"
 
@@ -62,21 +63,9 @@ def test_separable_cost_is_none_for_convs_it_cannot_replace(layer):
     assert separable_cost(layer) is None
 
 
-def _graph(*convs):
-    g = Graph(model="hand-built", inputs=["x"], outputs=[convs[-1].name], unsupported_ops={})
-    first = convs[0]
-    g.add_node("x", layer=Layer("x", Op.INPUT, "input", first.input_shapes[0]))
-    prev = "x"
-    for conv in convs:
-        g.add_node(conv.name, layer=conv)
-        g.add_edge(prev, conv.name, index=0)
-        prev = conv.name
-    return g
-
-
 def test_rule_skips_small_savings_and_few_input_channels():
     # 2x2 conv 16 -> 2: saving 1 - 1/2 - 1/4 = 0.25 < 0.5; 3x3 conv 2 -> 16: Cin 2 < 8
-    g = _graph(_conv("stem", 2, 16, 8, 8), _conv("narrow", 16, 2, 8, 7, k=2, pad=0))
+    g = chain_graph(_conv("stem", 2, 16, 8, 8), _conv("narrow", 16, 2, 8, 7, k=2, pad=0))
     report = lint_graph(g, Config(select=("AL401",)), rules=get_rules())
     assert report.findings == ()
     report = lint_graph(g, Config(select=("AL401",), options={"min-separable-saving": 0.25,

@@ -10,12 +10,12 @@ import pytest
 
 from archlint.analyses.receptive_field import receptive_fields
 from archlint.analyses.shapes import window_output_size
-from archlint.api import (Config, Graph, Layer, Op, axis_coverage, lint, stride_steps, weighted_depths,
+from archlint.api import (Config, Layer, Op, axis_coverage, lint, stride_steps, weighted_depths,
                           window_coverage)
 from archlint.rules.stride import (AggressiveStrideStep, EarlyDownsampling, StrideSkipsInput,
                                    WindowMissesInputEdge, get_rules)
 
-from conftest import fixture_path
+from conftest import chain_graph, fixture_path
 
 
 def _brute_force(n, k, s, p, d, windows):
@@ -79,24 +79,13 @@ def test_window_coverage_is_fast_on_long_axes():
     assert time.perf_counter() - start < 0.5
 
 
-def _chain_graph(*layers: Layer) -> Graph:
-    g = Graph(model="hand-built", inputs=["x"], outputs=[layers[-1].name], unsupported_ops={})
-    g.add_node("x", layer=Layer("x", Op.INPUT, "input", layers[0].input_shapes[0]))
-    prev = "x"
-    for layer in layers:
-        g.add_node(layer.name, layer=layer)
-        g.add_edge(prev, layer.name, index=0)
-        prev = layer.name
-    return g
-
-
 def _window(name, op, n_in, n_out, k, s, p=0, c=4):
     return Layer(name, op, op.value, (1, c, n_out, n_out), ((1, c, n_in, n_in),), kernel=(k, k), stride=(s, s),
                  pads_begin=(p, p), pads_end=(p, p), dilation=(1, 1), in_channels=c, out_channels=c)
 
 
 def test_stride_steps_follow_effective_stride_and_skip_unchanged_and_global_layers():
-    g = _chain_graph(_window("conv", Op.CONV, 64, 32, 3, 2, 1), _window("same", Op.CONV, 32, 32, 3, 1, 1),
+    g = chain_graph(_window("conv", Op.CONV, 64, 32, 3, 2, 1), _window("same", Op.CONV, 32, 32, 3, 1, 1),
                      _window("pool", Op.MAX_POOL, 32, 8, 4, 4),
                      Layer("gap", Op.GLOBAL_POOL, "GlobalAveragePool", (1, 4, 1, 1), ((1, 4, 8, 8),)),
                      Layer("flat", Op.FLATTEN, "Flatten", (1, 4), ((1, 4, 1, 1),)))
@@ -136,7 +125,7 @@ def test_edge_message_shows_unread_positions_against_limit():
 def test_global_pool_written_as_window_is_not_an_aggressive_step():
     from archlint.api import lint_graph
 
-    g = _chain_graph(_window("conv", Op.CONV, 8, 8, 3, 1, 1), _window("pool", Op.AVG_POOL, 8, 1, 8, 8))
+    g = chain_graph(_window("conv", Op.CONV, 8, 8, 3, 1, 1), _window("pool", Op.AVG_POOL, 8, 1, 8, 8))
     report = lint_graph(g, Config(select=("AL203",)), rules=get_rules())
     assert report.findings == ()
 

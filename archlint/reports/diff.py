@@ -76,12 +76,10 @@ def render_diff_text(diff: ModelDiff) -> str:
     for r in diff.replaced:
         lines.append(f"  replaced {', '.join(r['before'])} by {', '.join(r['after'])}: MACs {human(r['macs_before'])} -> "
                      f"{human(r['macs_after'])}")
-    for a in diff.removed:
-        lines.append(f"  - {a['layer']} ({a['op']}, {_value('output_shape', [a['output_shape']])}, "
-                     f"{human(a['macs'])} MACs)")
-    for a in diff.added:
-        lines.append(f"  + {a['layer']} ({a['op']}, {_value('output_shape', [a['output_shape']])}, "
-                     f"{human(a['macs'])} MACs)")
+    for sign, entries in (("-", diff.removed), ("+", diff.added)):
+        for a in entries:
+            lines.append(f"  {sign} {a['layer']} ({a['op']}, {_value('output_shape', [a['output_shape']])}, "
+                         f"{human(a['macs'])} MACs)")
     for c in diff.changed:
         name = c.head if c.head == c.base else f"{c.base} -> {c.head}"
         lines.append(f"  ~ {name}: {_change_text(c)}")
