@@ -137,6 +137,10 @@ def _named(layer: Layer) -> bool:
     return layer.name_origin == "module"
 
 
+def _canonical(name: str, layer: Layer) -> str:
+    return canonical_layer(name, layer.op.value, layer.source_op)
+
+
 def match_layers(base: _View, head: _View) -> dict[str, str]:
     """HEAD layer name -> BASE layer name, for the layers that correspond (see the module docstring)."""
     match: dict[str, str] = {}
@@ -155,12 +159,27 @@ def match_layers(base: _View, head: _View) -> dict[str, str]:
         if h not in match and _named(hl) and h in base_names and h not in used and \
                 _named(base.layer(h)) and _op_class(base.layer(h)) == _op_class(hl):
             pair(h, h)
-    # structural: same op class and the same matched producers
-    by_inputs: dict[tuple, list[str]] = {}
+    # structural: same op class and the same matched producers; each candidate list is a queue
+    # in BASE order, keyed by everything a HEAD layer filters on, so each lookup is O(1) amortized
+    # (identical parallel branches share their producers: filtering one list per layer was quadratic)
+    queues: dict[tuple, deque[str]] = {}
     for b in base.order:
         if b not in used:
-            key = (_op_class(base.layer(b)), tuple(base.producers[b]))
-            by_inputs.setdefault(key, []).append(b)
+            bl = base.layer(b)
+            inputs = (_op_class(bl), tuple(base.producers[b]))
+            structure, canon = _structure(bl), _canonical(b, bl)
+            keys = [("structure", inputs, structure, canon), ("structure", inputs, structure)]
+            if not _named(bl):
+                keys += [("op-named", inputs, canon), ("op-named", inputs)]
+            for key in keys:
+                queues.setdefault(key, deque()).append(b)
+
+    def first_unused(*key) -> str | None:
+        queue = queues.get(key)
+        while queue and queue[0] in used:
+            queue.popleft()
+        return queue[0] if queue else None
+
     for h in head.order:
         if h in match:
             continue
@@ -168,28 +187,29 @@ def match_layers(base: _View, head: _View) -> dict[str, str]:
         mapped = tuple(match.get(p) for p in head.producers[h])
         if None in mapped:
             continue
-        candidates = [b for b in by_inputs.get((_op_class(hl), mapped), ()) if b not in used]
-        if _named(hl):
-            candidates = [b for b in candidates if _structure(base.layer(b)) == _structure(hl)]
+        inputs = (_op_class(hl), mapped)
+        # an op-named HEAD layer takes an op-named BASE layer while any is left, else one of the same
+        # structure; among those, preferably one of the same canonical name
+        if not _named(hl) and first_unused("op-named", inputs) is not None:
+            key = ("op-named", inputs)
         else:
-            candidates = [b for b in candidates if not _named(base.layer(b))] or \
-                [b for b in candidates if _structure(base.layer(b)) == _structure(hl)]
-        if candidates:
-            canon = canonical_layer(h, hl.op.value, hl.source_op)
-            same = [b for b in candidates if canonical_layer(b, base.layer(b).op.value,
-                                                             base.layer(b).source_op) == canon]
-            pair(h, (same or candidates)[0])
+            key = ("structure", inputs, _structure(hl))
+        b = first_unused(*key, _canonical(h, hl))
+        if b is None:
+            b = first_unused(*key)
+        if b is not None:
+            pair(h, b)
     # op-named leftovers: same scope and op class, in topological order
     groups: dict[str, deque[str]] = {}
     for b in base.order:
         bl = base.layer(b)
         if b not in used and not _named(bl) and bl.op is not Op.INPUT:
-            groups.setdefault(canonical_layer(b, bl.op.value, bl.source_op), deque()).append(b)
+            groups.setdefault(_canonical(b, bl), deque()).append(b)
     for h in head.order:
         hl = head.layer(h)
         if h in match or _named(hl) or hl.op is Op.INPUT:
             continue
-        queue = groups.get(canonical_layer(h, hl.op.value, hl.source_op))
+        queue = groups.get(_canonical(h, hl))
         while queue and queue[0] in used:
             queue.popleft()
         if queue:

@@ -96,6 +96,28 @@ def fixture_path(name: str) -> Path:
     return path
 
 
+def count_calls(fn, *args, **kwargs) -> tuple[object, int]:
+    """``fn(*args, **kwargs)`` and the number of function calls (Python and builtin) it made.
+
+    The measure of work for complexity tests: unlike a clock it does not depend on the
+    machine or its load, so doubling an input must roughly double it, run after run.
+    """
+    calls = 0
+
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        sys.setprofile(previous)
+    return result, calls
+
+
 def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     """The real ``archlint`` command line in a fresh interpreter."""
     return subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", *map(str, args)],

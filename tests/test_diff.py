@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from archlint.diff import diff_models
-from conftest import RESNET_DOWNSAMPLING_BLOCKS, fixture_path, run_cli
+from archlint.api import lint_graph
+from archlint.diff import diff_graphs, diff_models
+from archlint.frontends import load_graph
+from conftest import RESNET_DOWNSAMPLING_BLOCKS, count_calls, fixture_path, load_synthetic, run_cli
 
 
 # --- re-export: the same module through the other exporter is no change ------------------------
@@ -145,6 +147,23 @@ def test_resnet50_stride_moved_to_first_1x1(resnet_stride_in_1x1):
     # new: the strided 1x1 convs read one input pixel in four (AL201); nothing fixed
     assert sorted((f.code, f.layer) for f in d.new_findings) == [("AL201", f"{n}.0.conv1") for n in RESNET_DOWNSAMPLING_BLOCKS]
     assert d.fixed_findings == ()
+
+
+# --- wide fan-out: identical parallel branches, matched by structure ----------------------------
+
+def test_identical_parallel_branches_match_in_linear_work(tmp_path):
+    """Op-named convs that all read the input share their producers: every one is a candidate for
+    every other, and filtering that list per layer made the diff quadratic in the branch count."""
+    conv_fan_out = load_synthetic().conv_fan_out
+    calls = {}
+    for branches in (100, 200, 400):
+        graph = load_graph(conv_fan_out(tmp_path / f"fan{branches}.onnx", branches))
+        report = lint_graph(graph)
+        d, calls[branches] = count_calls(diff_graphs, graph, report, graph, report)
+        assert d.identical and len(d.matched) == branches + 2  # input, branches, concat
+        assert all(h == b for h, b in d.matched.items())  # each branch with itself, in order
+    # linear: doubling the branches doubles the work (quadratic matching made it 3.7x, then 3.8x)
+    assert calls[400] / calls[200] < 2.2 and calls[200] / calls[100] < 2.2, calls
 
 
 # --- command line ------------------------------------------------------------------------------
