@@ -105,7 +105,8 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     _load_small_external(model, base_dir, source)
     _drop_large_data(model.graph)
     _pin_inputs(model, source, input_shapes, notes)
-    inferred = _infer(model, source)
+    _unset_negative_dims(model)
+    inferred = _infer(model, source, notes)
     constants, constant_names = _constants(inferred)
     # each round folds the shape arithmetic whose inputs inference now knows; models that
     # reshape by shapes computed after earlier reshapes (windowed attention) need several
@@ -117,7 +118,7 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
         if not folded:
             break
         _replace_with_initializers(model, folded)
-        inferred = _infer(model, source)
+        inferred = _infer(model, source, notes)
         constants, constant_names = _constants(inferred)
     shapes = _value_shapes(inferred, source)
     init_shapes = {t.name: tuple(int(d) for d in t.dims) for t in inferred.graph.initializer}
@@ -314,29 +315,94 @@ def _pin_inputs(model: onnx.ModelProto, source: str, input_shapes: InputShapes, 
             raise ShapeError(source, f"input '{value.name}' has no shape; pass --input-shape "
                                      f"{value.name}:N,C,H,W")
         for axis, dim in enumerate(dims):
-            if dim.HasField("dim_value") and dim.dim_value > 0:
+            if _fixed(dim):
                 continue
-            if dim.HasField("dim_value"):
-                raise ModelLoadError(source, f"input '{value.name}' has a non-positive dimension "
-                                             f"{dim.dim_value} at axis {axis}")
+            if dim.HasField("dim_value") and dim.dim_value == 0:
+                raise ModelLoadError(source, f"input '{value.name}' has a dimension of size 0 at axis {axis}")
             # archlint never guesses a size (MACs scale with every dimension, batch included)
-            label = f" ('{dim.dim_param}')" if dim.dim_param else ""
-            shown = ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in dims)
-            example = ",".join(str(d.dim_value) if d.HasField("dim_value") else "1" if i == 0 else "SIZE"
+            label = f" ('{dim.dim_param}')" if dim.dim_param else " (written as -1)" if dim.HasField("dim_value") else ""
+            shown = ",".join(str(d.dim_value) if _fixed(d) else "?" for d in dims)
+            example = ",".join(str(d.dim_value) if _fixed(d) else "1" if i == 0 else "SIZE"
                                for i, d in enumerate(dims))
             raise ShapeError(source, f"input '{value.name}' has a dynamic dimension at axis {axis}{label} "
                                      f"(shape {shown}); pass concrete sizes with --input-shape, "
                                      f"e.g. --input-shape {value.name}:{example}")
 
 
+def _fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
+    """Whether ``dim`` has a concrete size (PaddlePaddle writes -1 for a dynamic one)."""
+    return dim.HasField("dim_value") and dim.dim_value > 0
+
+
+# --- declared shapes ----------------------------------------------------------------------
+
+def _declared(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
+    """Values whose shapes the file declares (intermediate and output tensors): hints only."""
+    return [v for v in (*model.graph.value_info, *model.graph.output)
+            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")]
+
+
+def _unset_negative_dims(model: onnx.ModelProto) -> None:
+    """A declared ``-1`` means a dynamic size (PaddlePaddle): make it an unknown dimension."""
+    for value in _declared(model):
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_value") and dim.dim_value < 0:
+                dim.ClearField("dim_value")
+
+
+def _dims_text(value: onnx.ValueInfoProto) -> str:
+    shape = value.type.tensor_type.shape
+    return "[" + ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in shape.dim) + "]"
+
+
+def _contradictions(declared: dict[str, str], inferred: onnx.ModelProto) -> list[str]:
+    """Declared shapes (as text) that differ from the inferred ones, as ``'name' declared A, inferred B``."""
+    found = []
+    for value in (*inferred.graph.value_info, *inferred.graph.output):
+        if value.name in declared and value.type.tensor_type.HasField("shape"):
+            now = _dims_text(value)
+            if now != declared[value.name] and "?" not in now:
+                found.append(f"'{value.name}' declared {declared[value.name]}, inferred {now}")
+    return found
+
+
 # --- inference and folding --------------------------------------------------------------
 
-def _infer(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
+def _run_inference(model: onnx.ModelProto) -> onnx.ModelProto:
+    return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelProto:
+    """Shape-infer ``model``; declared shapes that contradict inference are dropped from it (and noted).
+
+    Exporters declare intermediate and output shapes that can be stale (a PyTorch 1.9
+    export declaring rank 2 where its own Reshape yields rank 3) or contradict the pinned
+    inputs. They are hints: inference from the inputs wins. Only when inference fails
+    without them is the graph itself inconsistent.
+    """
     try:
-        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
+        return _run_inference(model)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ShapeError(source, f"shape inference failed: {first}") from None
+        declared = {v.name: _dims_text(v) for v in _declared(model)}
+        if not declared:
+            raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
+    del model.graph.value_info[:]
+    for value in model.graph.output:
+        if value.type.HasField("tensor_type"):
+            value.type.tensor_type.ClearField("shape")
+    try:
+        inferred = _run_inference(model)
+    except Exception as exc:
+        raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
+    wrong = _contradictions(declared, inferred)
+    shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+    notes.append(f"the file's declared shapes contradict what inference computes from the input shapes "
+                 f"({shown or 'inference failed with them'}); declared shapes were dropped and inferred again")
+    return inferred
 
 
 def _shape_of(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
