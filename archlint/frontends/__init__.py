@@ -1,7 +1,7 @@
 """Frontends: read a model in some format and return an archlint Graph.
 
 ``load_graph`` picks the frontend from what it is given. The ONNX path never imports torch:
-the PyTorch frontend (``torch_module``, ``torch_files``) is imported only for a
+the PyTorch frontend (``torch_*`` modules) is imported only for a
 ``torch.nn.Module`` or ``torch.export.ExportedProgram``, a ``.pt2``/``.pt``/``.pth`` file,
 or a ``pkg.module:factory`` reference.
 """

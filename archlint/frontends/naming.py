@@ -1,15 +1,61 @@
-"""Layer names the frontends share: module scopes that contain other scopes, and unique names.
+"""Layer names, one algorithm for both frontends (module paths, as the ONNX exporters name things).
 
-Both run once per graph, in time near-linear in the total length of the names: hostile
-models carry module paths of hundreds of thousands of parts.
+A conv or linear whose weight is the parameter ``P.weight`` is named ``P``. Otherwise a
+layer is named by the innermost module it runs in: the module path itself when that module
+contains no other scope and all its layers have one op type (``layer1.0.relu``), else
+``path/OpType`` with the ONNX op type (``layer1.0/Add``; ``Add`` at the root). Layers with no
+known scope keep their node's name. Repeats get ``_1``, ``_2``... in graph order.
+
+Everything runs once per graph, in time near-linear in the total length of the names:
+hostile models carry module paths of hundreds of thousands of parts.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-__all__ = ["containers", "unique_names"]
+__all__ = ["NameHint", "layer_names", "containers", "unique_names"]
+
+
+class NameHint(NamedTuple):
+    """What a frontend knows about a layer that names it."""
+
+    scope: str | None  #: innermost module path ("" at the root, None when unknown)
+    op_type: str  #: ONNX op type (``Conv``, ``Add``...)
+    weight_module: str | None = None  #: ``P`` when the layer's weight is the parameter ``P.weight``
+    node_name: str = ""  #: the node's own name, used when the scope is unknown
+
+
+def layer_names(hints: Sequence[NameHint], reserved: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """(unique name, origin) per layer, in order; origin is ``module``, ``scope`` or ``node``.
+
+    Examples
+    --------
+    >>> layer_names([NameHint("layer1.0", "Conv", "layer1.0.conv1"), NameHint("layer1.0", "Add"),
+    ...              NameHint("layer1.0.relu", "Relu"), NameHint("layer1.0.relu", "Relu"),
+    ...              NameHint("", "Flatten"), NameHint(None, "Gemm", node_name="fc_node")])  # doctest: +NORMALIZE_WHITESPACE
+    [('layer1.0.conv1', 'module'), ('layer1.0/Add', 'scope'), ('layer1.0.relu', 'module'),
+     ('layer1.0.relu_1', 'module'), ('Flatten', 'scope'), ('fc_node', 'node')]
+    """
+    outer = containers(h.scope for h in hints)
+    by_scope: dict[str, set[str]] = defaultdict(set)
+    for h in hints:
+        if h.scope is not None:
+            by_scope[h.scope].add(h.op_type)
+    raw: list[tuple[str, str]] = []
+    for h in hints:
+        if h.weight_module is not None:
+            raw.append((h.weight_module, "module"))
+        elif h.scope is None:
+            raw.append((h.node_name or h.op_type, "node"))
+        elif h.scope and h.scope not in outer and len(by_scope[h.scope]) == 1:
+            raw.append((h.scope, "module"))
+        else:
+            raw.append((f"{h.scope}/{h.op_type}" if h.scope else h.op_type, "scope"))
+    names = unique_names([name for name, _ in raw], reserved=reserved)
+    return [(name, origin) for name, (_, origin) in zip(names, raw)]
 
 
 def containers(scopes: Iterable[str | None]) -> set[str]:

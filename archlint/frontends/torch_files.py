@@ -91,7 +91,7 @@ def _call_factory(reference: str):
         if not callable(target):
             raise ModelLoadError(reference, f"'{attr}' is neither a torch.nn.Module nor a callable factory")
         try:
-            from .torch_module import quiet_torch
+            from .torch_quiet import quiet_torch
 
             with quiet_torch():
                 target = target()
@@ -126,7 +126,7 @@ def _load_file(path: str, input_shapes, example_inputs, unsafe: bool) -> Graph:
         if any(posixpath.basename(n) == "constants.pkl" for n in names) and any("/code/" in n for n in names):
             import torch
 
-            from .torch_module import quiet_torch
+            from .torch_quiet import quiet_torch
 
             try:
                 with quiet_torch():
@@ -141,7 +141,8 @@ def _load_pt2(path: str, archive: zipfile.ZipFile, names: list[str]) -> Graph:
     """Check every pickled payload of a torch.export archive, then load it."""
     import torch
 
-    from .torch_module import exported_program_graph, quiet_torch
+    from .torch_module import exported_program_graph
+    from .torch_quiet import quiet_torch
 
     def safe_pickle(member: str, what: str) -> None:
         try:
@@ -187,7 +188,7 @@ def _load_pt2(path: str, archive: zipfile.ZipFile, names: list[str]) -> Graph:
 def _load_pickle(path: str, input_shapes, example_inputs, unsafe: bool) -> Graph:
     import torch
 
-    from .torch_module import quiet_torch
+    from .torch_quiet import quiet_torch
 
     try:
         with quiet_torch():
@@ -219,7 +220,7 @@ def _torchscript_graph(script, input_shapes, example_inputs, source: str) -> Gra
 
     from .onnx_file import prepare_onnx
     from .onnx_graph import onnx_graph
-    from .torch_module import quiet_torch
+    from .torch_quiet import quiet_torch
 
     if example_inputs is not None:
         items = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)

@@ -1,0 +1,42 @@
+"""Keeping torch quiet: its warnings, log lines and prints silenced, its error messages cut to one line."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+
+__all__ = ["quiet_torch", "first_line"]
+
+
+def quiet_torch():
+    """Context manager that silences torch's warnings, log lines and prints (errors stay one line)."""
+    return _Quiet()
+
+
+class _Quiet(contextlib.AbstractContextManager):
+    def __enter__(self):
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(warnings.catch_warnings())
+        warnings.simplefilter("ignore")
+        self._levels = {}
+        for name in ("torch", "torch._dynamo", "torch.export", "torch.fx", "torch._export"):
+            log = logging.getLogger(name)
+            self._levels[name] = log.level
+            log.setLevel(logging.CRITICAL)
+        self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        return self
+
+    def __exit__(self, *exc):
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
+        self._stack.close()
+        return False
+
+
+def first_line(text: str) -> str:
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    text = lines[0] if lines else str(text)
+    return text if len(text) <= 200 else text[:197] + "..."
+
