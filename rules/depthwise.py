@@ -24,7 +24,8 @@ class ReplaceableStandardConv(Rule):
     dilation, then a pointwise 1x1 conv) saves at least `min-separable-saving` of its
     multiply-accumulates. Per output position the conv costs `K*K*Cin*Cout` MACs and the
     replacement `K*K*Cin + Cin*Cout`, both at the conv's own output size. Convs with fewer
-    than `min-separable-in-channels` input channels (an RGB stem) are skipped. The finding
+    than `min-separable-in-channels` input channels (an RGB stem) are skipped, and so are
+    convs whose one unpadded window covers the whole map: they are dense layers (AL501). The finding
     gives the MACs now, after and saved (`macs_saved`); the report's summary adds up the
     savings of all findings.
     ## Why it matters

@@ -41,7 +41,9 @@ class UnpaddedShrinkingWindow(Rule):
     before it, is below `d*(k-1)` in total, so that it gives fewer than `ceil(n / stride)`
     outputs. The finding gives the sizes, the border lost in the layer's input pixels and in
     model-input pixels (missing outputs x stride x the effective stride of the layer's input),
-    the padding it has and the padding that keeps the size.
+    the padding it has and the padding that keeps the size. A single unpadded window as large
+    as the map along an axis (a 7x7 conv on a 7x7 map: a dense layer written as a conv, AL501's;
+    a 7x7 average pool there: global pooling) reads every position and is not flagged.
     ## Why it matters
     Each unpadded layer trims `d*(k-1)` pixels of border: border content is seen by fewer
     outputs, sizes stop being powers of two, and skip connections or decoders need crops

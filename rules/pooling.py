@@ -20,8 +20,11 @@ class FlattenedMapIntoDense(Rule):
     ## What it flags
     A dense (fully connected) layer that reads a flattened `C x H x W` feature map with more
     than `max-flattened-positions` spatial positions (`H * W`), when that layer holds at least
-    `min-dense-param-share` of all the model's parameters. The finding sits on the dense layer
-    and gives its parameters now and after global average pooling (`C * out + bias`).
+    `min-dense-param-share` of all the model's parameters. A standard conv whose one unpadded
+    window covers its whole `H x W` input map is such a dense layer too (the
+    fully-connected-as-conv form: timm's VGG writes VGG's `25088 -> 4096` layer as a 7x7 conv
+    on the 7x7 map); AL301/AL302 leave it alone. The finding sits on the dense layer (or that
+    conv) and gives its parameters now and after global average pooling (`C * out + bias`).
 
     ## Why it matters
     The dense layer needs one weight per input position, channel and output, so it dwarfs the
@@ -35,8 +38,11 @@ class FlattenedMapIntoDense(Rule):
     Fixture `flatten_head_8x8` (an 8x8x8 map flattened into `Linear(512, 10)`) gives one
     finding on `fc`: 5,130 dense parameters, 95.8% of the model's 5,354, versus 90 with global
     average pooling (8 * 10 + 10), saving 5,040. On VGG-16 the saving is 100,663,296
-    (102,764,544 now, 2,101,248 = 512 * 4096 + 4096 with pooling). Fixture `gap_head_8x8` (the
-    same backbone, globally pooled before `Linear(8, 10)`) passes.
+    (102,764,544 now, 2,101,248 = 512 * 4096 + 4096 with pooling), and the same on timm's VGG-16,
+    where that layer is the 7x7 conv `pre_logits.fc1`. Fixture `conv_dense_head` (that head in
+    small: `Conv2d(8, 32, 7)` on an 8x7x7 map) gives one finding on `pre_logits.fc1`: 12,576
+    parameters, 288 with pooling. Fixture `gap_head_8x8` (the same backbone as
+    `flatten_head_8x8`, globally pooled before `Linear(8, 10)`) passes.
 
     ## Fix
     Pool the map globally first (`nn.AdaptiveAvgPool2d(1)` then `nn.Flatten()`), so the dense
@@ -62,19 +68,23 @@ class FlattenedMapIntoDense(Rule):
         for head in flattened_dense_heads(graph, ctx.costs):
             if head.positions <= limit or head.share < min_share:
                 continue
+            what = (f"conv '{head.dense}' ({_dims(head.spatial)} kernel, no padding) is a dense layer on its whole "
+                    f"{head.channels}x{_dims(head.spatial)} input map" if head.as_conv else
+                    f"dense layer '{head.dense}' reads a flattened {head.channels}x{_dims(head.spatial)} map")
             yield ctx.finding(
                 head.dense,
-                f"dense layer '{head.dense}' reads a flattened {head.channels}x{_dims(head.spatial)} map: "
+                f"{what}: "
                 f"{head.positions} positions (limit {limit}), {head.params:,} parameters "
                 f"({100 * head.share:.1f}% of the model; limit {100 * min_share:.0f}%); "
                 f"with global average pooling {head.params_with_gap:,}",
                 fix=f"global-average-pool the map before '{head.flatten}' so '{head.dense}' reads "
-                    f"{head.channels} features (saves {head.params_saved:,} parameters)",
+                    f"{head.channels} features{' (as a 1x1 conv or a dense layer)' if head.as_conv else ''} "
+                    f"(saves {head.params_saved:,} parameters)",
                 data={"flatten": head.flatten, "channels": head.channels, "spatial": list(head.spatial),
                       "positions": head.positions, "limit": limit, "in_features": head.in_features,
                       "out_features": head.out_features, "params": head.params, "bias": head.bias,
                       "params_with_gap": head.params_with_gap, "params_saved": head.params_saved,
-                      "model_params": head.model_params, "param_share": head.share,
+                      "model_params": head.model_params, "param_share": head.share, "as_conv": head.as_conv,
                       "min_param_share": min_share})
 
 

@@ -13,6 +13,9 @@ layer's *border loss*. Explicit ``Pad`` layers feeding a window count as its pad
 Only windows that overlap along an axis (``d*(k-1) + 1 > s``) are considered there:
 non-overlapping windows (a 2x2 stride-2 pool, a patchify conv) tile the map, and their
 only loss is the remainder of ``n / s``, a question of input size rather than padding.
+Nor is a single unpadded window as large as the axis (a 7x7 conv on a 7x7 map, VGG's
+fully-connected layer written as a conv; a 7x7 average pool there): it reads every
+position, a dense layer or global pooling rather than a shrinking window.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from fractions import Fraction
 
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
-from .shapes import spatial_dims
+from .shapes import spans_whole_axis, spatial_dims
 
 __all__ = ["BorderLoss", "BorderLossTotal", "same_padding", "border_loss", "border_losses",
            "cumulative_border_losses", "border_loss_ends"]
@@ -172,8 +175,10 @@ def border_loss(graph: Graph, layer: Layer,
         keep = -(-n // s)
         kept.append(keep)
         overlapping = d * (k - 1) + 1 > s
-        under_padded = begin[axis] + own_begin[axis] + end[axis] + own_end[axis] < d * (k - 1)
-        lost.append((keep - m) * s if overlapping and under_padded and m < keep else 0)
+        padding = begin[axis] + own_begin[axis] + end[axis] + own_end[axis]
+        under_padded = padding < d * (k - 1)
+        dense = spans_whole_axis(n, k, d, padding)  # one window over the whole axis: dense, not shrinking
+        lost.append((keep - m) * s if overlapping and under_padded and not dense and m < keep else 0)
     if not any(lost):
         return None
     field = fields.get(source) if fields is not None else None

@@ -17,7 +17,7 @@ from fractions import Fraction
 
 from ..graph import Layer, Op
 from .macs import layer_macs
-from .shapes import spatial_dims
+from .shapes import spatial_dims, whole_map_window
 
 __all__ = ["SeparableCost", "separable_cost"]
 
@@ -49,8 +49,10 @@ class SeparableCost:
 def separable_cost(layer: Layer) -> SeparableCost | None:
     """The :class:`SeparableCost` of a standard (``groups = 1``) conv with a kernel larger than 1x1.
 
-    ``None`` for other layers (grouped or depthwise convs, 1x1 convs, non-convs) and for
-    convs whose shapes are unknown.
+    ``None`` for other layers (grouped or depthwise convs, 1x1 convs, non-convs), for
+    convs whose shapes are unknown, and for convs whose one unpadded window reads the whole
+    map (:func:`~archlint.analyses.shapes.whole_map_window`): those are dense layers, for
+    which global pooling saves far more than a factorization.
 
     Examples
     --------
@@ -66,7 +68,8 @@ def separable_cost(layer: Layer) -> SeparableCost | None:
     >>> float(cost.saving_ratio) == 1 - 1 / 64 - 1 / 9
     True
     """
-    if layer.op is not Op.CONV or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1:
+    if layer.op is not Op.CONV or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1 \
+            or whole_map_window(layer):
         return None
     out = layer.output_shape
     cin, cout = layer.in_channels, layer.out_channels

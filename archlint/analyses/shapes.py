@@ -13,7 +13,8 @@ from functools import lru_cache
 from ..errors import ShapeError
 from ..graph import Graph, Layer, Op
 
-__all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims"]
+__all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims", "spans_whole_axis",
+           "whole_map_window"]
 
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 _SHAPE_DEPENDENT = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL,
@@ -46,6 +47,38 @@ def transposed_output_size(size: int, kernel: int, stride: int, pad_begin: int, 
                            dilation: int = 1) -> int:
     """Output length of a transposed convolution (without output_padding)."""
     return (size - 1) * stride - pad_begin - pad_end + dilation * (kernel - 1) + 1
+
+
+def spans_whole_axis(size: int, kernel: int, dilation: int = 1, padding: int = 0) -> bool:
+    """Whether one unpadded, undilated window covers all ``size`` positions of an axis (``size > 1``).
+
+    Such a window is not a sliding window that shrinks the map but a dense layer over that
+    axis: its single output reads every position, each with its own weights.
+
+    Examples
+    --------
+    >>> spans_whole_axis(7, 7), spans_whole_axis(7, 3), spans_whole_axis(7, 7, padding=2), spans_whole_axis(1, 1)
+    (True, False, False, False)
+    """
+    return size > 1 and kernel == size and dilation == 1 and padding == 0
+
+
+def whole_map_window(layer: Layer) -> bool:
+    """Whether a conv or pooling layer reads its whole input map in one unpadded window on every axis.
+
+    A 7x7 conv without padding on a 7x7 map (VGG's fully-connected layer written as a conv)
+    is a dense layer on that map; a 7x7 average pool on it is global pooling.
+    """
+    x = layer.input_shapes[0] if layer.op in _WINDOWED and layer.input_shapes else None
+    sizes = spatial_dims(x)
+    rank = len(layer.kernel)
+    if not rank or len(sizes) != rank:
+        return False
+    dilation = layer.dilation or (1,) * rank
+    pads = tuple(b + e for b, e in zip(layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank))
+    return len(dilation) == len(pads) == rank and any(n > 1 for n in sizes) and all(
+        spans_whole_axis(n, k, d, p) or (n == k == 1 and p == 0)
+        for n, k, d, p in zip(sizes, layer.kernel, dilation, pads))
 
 
 def spatial_dims(shape: tuple[int, ...] | None) -> tuple[int, ...]:

@@ -4,7 +4,8 @@ Two queries, each a plain function of a :class:`~archlint.graph.Graph` plus the 
 analysis results it builds on, used by the pooling rules (AL5xx):
 
 * :func:`flattened_dense_heads`: a feature map with spatial extent flattened straight into a
-  dense layer, with the dense layer's parameters now and after global average pooling.
+  dense layer (or read whole by one unpadded conv window, the fully-connected-as-conv form),
+  with the dense layer's parameters now and after global average pooling.
 * :func:`input_coverage`: how much of the input the summary receptive field spans when the
   network ends in a global decision (global pooling, flatten or a dense layer).
 
@@ -23,6 +24,7 @@ import networkx as nx
 from ..graph import Graph, Layer, Op
 from .macs import Cost
 from .receptive_field import ReceptiveField, input_extent, summary_receptive_field
+from .shapes import whole_map_window
 
 __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage"]
 
@@ -34,6 +36,8 @@ _PER_FEATURE = frozenset({Op.ACTIVATION, Op.NORM})
 class FlattenedDense:
     """A dense layer fed by a flattened feature map.
 
+    ``flatten`` is the layer that flattens the map; for a conv whose one unpadded window
+    covers the whole map (``as_conv``), the conv itself, which is also ``dense``.
     ``params`` counts the dense layer's weight and bias; ``params_with_gap`` what it would
     hold if the map were globally average-pooled first (``channels * out_features + bias``).
     ``share`` is ``params`` over all parameters of the model.
@@ -49,6 +53,7 @@ class FlattenedDense:
     bias: int
     params_with_gap: int
     model_params: int
+    as_conv: bool = False
 
     @property
     def positions(self) -> int:
@@ -77,8 +82,25 @@ def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
     return x
 
 
+def _whole_map_conv(layer: Layer, costs: Mapping[str, Cost], model_params: int) -> FlattenedDense | None:
+    """A standard (ungrouped) conv whose single unpadded window reads its whole input map."""
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    if layer.op is not Op.CONV or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
+        return None
+    channels, spatial = x[1], tuple(x[2:])
+    params = costs[layer.name].params
+    weight = channels * math.prod(spatial) * layer.out_channels
+    bias = max(params - weight, 0)
+    return FlattenedDense(layer.name, layer.name, channels, spatial, channels * math.prod(spatial),
+                          layer.out_channels, params, bias, channels * layer.out_channels + bias, model_params,
+                          as_conv=True)
+
+
 def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[FlattenedDense]:
     """Dense layers that read a flattened map with spatial extent, in graph order.
+
+    A conv whose one unpadded window covers its whole input map (VGG's fully-connected
+    layer written as a 7x7 conv on the 7x7 map) is such a dense layer too.
 
     Parameters
     ----------
@@ -105,6 +127,10 @@ def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[Flatt
     model_params = sum(c.params for c in costs.values())
     heads = []
     for layer in graph.layers():
+        conv = _whole_map_conv(layer, costs, model_params)
+        if conv is not None:
+            heads.append(conv)
+            continue
         x = _flattened_map(layer)
         if x is None:
             continue
