@@ -188,10 +188,18 @@ class _Builder:
         g = model.graph
         inits = {t.name for t in g.initializer}
         self.producer_names: list[str] = []
+        channels_last = self._channels_last_inputs(g, inits)
         for value in g.input:
             if value.name in inits:
                 continue
             shape = self.loaded.shapes.get(value.name)
+            transposed = channels_last.get(value.name)
+            if transposed:
+                shape = self.loaded.shapes[transposed[0]]
+                self.graph.graph["notes"].append(
+                    f"input '{value.name}' is channels-last ({_dims(self.loaded.shapes[value.name])}); "
+                    f"layers are analysed from its transpose to channels-first ({_dims(shape)})")
+                self.producer.update((t, (value.name, 0)) for t in transposed)
             self.graph.add_node(value.name, layer=Layer(
                 name=value.name, op=Op.INPUT, source_op="input", output_shape=shape, name_origin="node"))
             self.producer[value.name] = (value.name, 0)
@@ -207,6 +215,8 @@ class _Builder:
             op_type, domain = proto.op_type, proto.domain
             if not data_inputs or op_type in ("Shape", "Size", "Constant"):
                 continue  # data-independent: shape arithmetic or constants
+            if op_type == "Transpose" and proto.input[0] in channels_last:
+                continue  # the input's layout change: the input layer stands for it
             if op_type in _PASS_THROUGH and domain in ("", "ai.onnx"):
                 aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
                 continue
@@ -231,6 +241,27 @@ class _Builder:
             if src is not None and src[0] not in self.graph.graph["outputs"]:
                 self.graph.graph["outputs"].append(src[0])
         return nx.freeze(self.graph)
+
+    def _channels_last_inputs(self, g: onnx.GraphProto, inits: set[str]) -> dict[str, list[str]]:
+        """Inputs read only through Transposes from channels-last to channels-first (NHWC -> NCHW,
+        as tf2onnx writes them): input name -> those Transposes' outputs."""
+        readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
+        for proto in g.node:
+            for name in set(proto.input):
+                readers[name].append(proto)
+        outputs = {o.name for o in g.output}
+        found = {}
+        for value in g.input:
+            shape = self.loaded.shapes.get(value.name)
+            nodes = readers.get(value.name)
+            if value.name in inits or value.name in outputs or not nodes or not shape or len(shape) < 3:
+                continue
+            to_first = [0, len(shape) - 1, *range(1, len(shape) - 1)]
+            if all(n.op_type == "Transpose" and n.domain in ("", "ai.onnx") and len(n.input) == 1
+                   and _attrs(n).get("perm") == to_first and self.loaded.shapes.get(n.output[0])
+                   for n in nodes):
+                found[value.name] = [n.output[0] for n in nodes]
+        return found
 
     def _layer(self, n: _LayerNode, name: str, origin: str, source: Source | None,
                aliases: dict[str, str]) -> Layer:
@@ -488,6 +519,10 @@ class _Builder:
             s = s + size if s < 0 else s
             first[axis], step[axis] = min(max(s, 0), size), st
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
 
 
 def _comment(node: _Node) -> str:
