@@ -104,7 +104,13 @@ class Layer:
     param_shapes: tuple[tuple[int, ...], ...] = ()
     #: Where the layer's name came from: "module" path, "scope" of an op, or "node" name.
     name_origin: str = "node"
+    #: Where ``forward`` calls this layer (the innermost frame outside torch), when known.
     source: Source | None = None
+    #: Where the layer (or the small block holding it) is constructed or bound to its parent
+    #: module: the line to edit. See :mod:`archlint.frontends.construction`.
+    defined_at: Source | None = None
+    #: The construction lines from the innermost outwards (``defined_at`` is one of them).
+    construction: tuple[Source, ...] = ()
     #: Text attached to the node by the model author (ONNX doc_string or an ``archlint``
     #: metadata entry); the engine reads inline suppressions such as ``archlint: ignore[AL101]``.
     comment: str = ""

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Severity", "Finding", "LayerRow", "FieldSummary", "Summary", "Report", "number"]
+__all__ = ["SCHEMA_VERSION", "Severity", "Edit", "Finding", "LayerRow", "FieldSummary", "Summary", "Report", "number"]
 
 SCHEMA_VERSION = 1
 
@@ -33,8 +33,36 @@ class Severity(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class Edit:
+    """A suggested change of source code: replace ``original`` by ``replacement``.
+
+    The region runs from (``line``, ``column``) to (``end_line``, ``end_column``); lines
+    count from 1, columns from 1 in Unicode code points, the end column exclusive.
+    """
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+    original: str
+    replacement: str
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "column": self.column, "end_line": self.end_line,
+                "end_column": self.end_column, "original": self.original, "replacement": self.replacement,
+                "description": self.description}
+
+
+@dataclass(frozen=True)
 class Finding:
-    """One design flaw at one layer, with the numbers behind the message in ``data``."""
+    """One design flaw at one layer, with the numbers behind the message in ``data``.
+
+    ``defined_at`` is the ``file:line`` that constructs the layer (or the small block
+    holding it), the line to edit; ``source`` the line where ``forward`` calls it;
+    ``construction`` the construction lines from the innermost outwards.
+    """
 
     code: str
     rule: str
@@ -44,11 +72,16 @@ class Finding:
     source: str | None = None
     fix: str | None = None
     data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    defined_at: str | None = None
+    construction: tuple[str, ...] = ()
+    edit: Edit | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "rule": self.rule, "severity": self.severity.value,
                 "message": self.message, "layer": self.layer, "source": self.source,
-                "fix": self.fix, "data": _plain(self.data)}
+                "defined_at": self.defined_at, "construction": list(self.construction),
+                "fix": self.fix, "suggested_edit": None if self.edit is None else self.edit.to_dict(),
+                "data": _plain(self.data)}
 
 
 def number(value: Fraction | int | float) -> int | float:
@@ -91,6 +124,7 @@ class LayerRow:
     stride: tuple[int, ...] = ()
     groups: int = 1
     source: str | None = None
+    defined_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def nums(values):
@@ -104,7 +138,7 @@ class LayerRow:
                 "effective_padding": nums(self.effective_padding),
                 "receptive_field_global": self.rf_global, "global_context": self.global_context,
                 "kernel": list(self.kernel), "stride": list(self.stride), "groups": self.groups,
-                "source": self.source}
+                "source": self.source, "defined_at": self.defined_at}
 
 
 @dataclass(frozen=True)

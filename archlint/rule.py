@@ -125,4 +125,6 @@ class RuleContext:
         node = self.graph.layer(layer)
         return Finding(code=self.rule.code, rule=self.rule.name, severity=severity or self.rule.severity,
                        message=message, layer=layer, source=str(node.source) if node.source else None,
-                       fix=fix, data=dict(data or {}))
+                       fix=fix, data=dict(data or {}),
+                       defined_at=str(node.defined_at) if node.defined_at else None,
+                       construction=tuple(str(s) for s in node.construction))

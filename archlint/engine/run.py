@@ -94,7 +94,8 @@ def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
             "effective_padding": field.padding if field else None,
             "rf_global": bool(field and field.is_global), "global_context": bool(field and field.global_context),
             "kernel": layer.kernel, "stride": layer.stride, "groups": layer.groups,
-            "source": str(layer.source) if layer.source else None}))
+            "source": str(layer.source) if layer.source else None,
+            "defined_at": str(layer.defined_at) if layer.defined_at else None}))
     return rows
 
 

@@ -21,6 +21,8 @@ from ..errors import ModelLoadError
 from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source
 from ..records import frozen_record
+from .construction import Definition
+from .construction_onnx import onnx_definitions
 from .einsum import einsum_contraction
 from .naming import containers, unique_names
 from .onnx_file import LoadedOnnx
@@ -156,30 +158,43 @@ class _Builder:
         trace = meta.get("pkg.torch.onnx.stack_trace")
         return source_from_trace(trace) if trace is not None else None
 
-    def _names(self, nodes: list[_LayerNode]) -> list[tuple[str, str, Source | None]]:
-        """(name, origin, source) for each layer node, unique, in graph order."""
+    def _names(self, nodes: list[_LayerNode]) -> list[tuple[str, str, Source | None, str | None]]:
+        """(name, origin, source, module path) for each layer node, names unique, in graph order.
+
+        The module path is the module the layer belongs to (its weight's module, else its
+        scope), before names are made unique; ``None`` where the model names no module.
+        """
         scopes = [self._scope(n.node) for n in nodes]
         outer = containers(scopes)
         by_scope: dict[str, set[str]] = defaultdict(set)
         for n, scope in zip(nodes, scopes):
             if scope is not None:
                 by_scope[scope].add(n.node.op_type)
-        raw: list[tuple[str, str, Source | None]] = []
+        raw: list[tuple[str, str, Source | None, str | None]] = []
         for n, scope in zip(nodes, scopes):
             node = n.node
             module = self._weight_module(node, n.op)
             if module is not None:
                 source = self._source_line(node.meta) if scope == module else None
-                raw.append((module, "module", source))
+                raw.append((module, "module", source, module))
             elif scope is None:
-                raw.append((node.name or node.op_type, "node", None))
+                raw.append((node.name or node.op_type, "node", None, None))
             elif scope and scope not in outer and len(by_scope[scope]) == 1:
-                raw.append((scope, "module", self._source_line(node.meta)))
+                raw.append((scope, "module", self._source_line(node.meta), scope))
             else:
                 raw.append((f"{scope}/{node.op_type}" if scope else node.op_type, "scope",
-                            self._source_line(node.meta)))
-        names = unique_names([name for name, _, _ in raw], reserved=self.producer_names)
-        return [(name, origin, source) for name, (_, origin, source) in zip(names, raw)]
+                            self._source_line(node.meta), scope))
+        names = unique_names([r[0] for r in raw], reserved=self.producer_names)
+        return [(name, origin, source, path) for name, (_, origin, source, path) in zip(names, raw)]
+
+    def _definitions(self, nodes: list[_LayerNode], paths: list[str | None]) -> list:
+        """Construction lines of the layers (torch exports only; see :mod:`.construction_onnx`)."""
+        if self.loaded.model.producer_name != "pytorch":
+            return [None] * len(nodes)
+        metas = [n.node.meta for n in nodes]
+        found, notes = onnx_definitions(metas, paths, [n.op for n in nodes])
+        self.graph.graph["notes"].extend(notes)
+        return found
 
     # -- building -------------------------------------------------------------------------
 
@@ -228,10 +243,11 @@ class _Builder:
             layer_nodes.append(_LayerNode(node, self._op(node), data_inputs))
 
         names = self._names(layer_nodes)
+        definitions = self._definitions(layer_nodes, [path for *_, path in names])
         nodes: list[tuple[str, dict]] = []
         edges: list[tuple[str, str, dict]] = []
-        for n, (name, origin, source) in zip(layer_nodes, names):
-            nodes.append((name, {"layer": self._layer(n, name, origin, source, aliases)}))
+        for n, (name, origin, source, _), defined in zip(layer_nodes, names, definitions):
+            nodes.append((name, {"layer": self._layer(n, name, origin, source, aliases, defined)}))
             edges.extend(self._edges(n, name, aliases))
         self.graph.add_nodes_from(nodes)
         self.graph.add_edges_from(edges)
@@ -264,7 +280,7 @@ class _Builder:
         return found
 
     def _layer(self, n: _LayerNode, name: str, origin: str, source: Source | None,
-               aliases: dict[str, str]) -> Layer:
+               aliases: dict[str, str], defined: Definition | None = None) -> Layer:
         node, op = n.node, n.op
         shapes = self.loaded.shapes
         in_shapes = tuple([shapes.get(aliases.get(i, i)) for i in n.data_inputs])
@@ -273,6 +289,8 @@ class _Builder:
                       else f"{node.domain}::{node.op_type}", output_shape=out_shape, input_shapes=in_shapes,
                       name_origin=origin, source=source, param_shapes=self._param_shapes(node),
                       comment=_comment(node), extra={"onnx_node": node.name})
+        if defined is not None and defined.chain:
+            fields.update(defined_at=defined.defined_at, construction=defined.chain)
         try:
             fields.update(self._normalize(node, op, in_shapes, out_shape))
         except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:

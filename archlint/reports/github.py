@@ -1,8 +1,8 @@
 """GitHub Actions workflow commands: one ``::warning file=...,line=...,title=...::message`` per finding.
 
-GitHub turns these log lines into annotations on the pull request. The file is the Python
-source that built the layer when the exporter recorded it (with its line), else the model
-file. Severity maps to ``error``, ``warning`` and ``notice``. Escaping follows GitHub's
+GitHub turns these log lines into annotations on the pull request. The file and line are
+where the layer is defined (constructed: the line to edit) when known, else the line where
+``forward`` calls it, else the model file; the message names both lines. Severity maps to ``error``, ``warning`` and ``notice``. Escaping follows GitHub's
 runner: ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
 """
 
@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 
 from ..report import Report, Severity
+from .locations import definition_and_call
 from .sarif import is_file, relative_path, split_source
 
 __all__ = ["render_github", "escape_data", "escape_property", "COMMANDS"]
@@ -44,7 +45,7 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
         for f in report.findings:
             total += 1
             props = []
-            source = split_source(f.source)
+            source = split_source(f.defined_at or f.source)
             if source is not None:
                 props.append(f"file={escape_property(relative_path(source[0], base)[0])}")
                 if source[1] is not None:
@@ -52,7 +53,9 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
             elif is_file(report.model):
                 props.append(f"file={escape_property(model)}")
             props.append(f"title={escape_property(f'{f.code} {f.rule}')}")
-            message = f"{f.message} (layer {f.layer} of {model})"
+            # the annotation sits on the definition line; the message adds where forward calls it
+            call = definition_and_call(None, f.source, base) if f.defined_at else ""
+            message = f"{f.message} (layer {f.layer} of {model}{'; ' + call if call else ''})"
             if f.fix:
                 message += f"\nFix: {f.fix}"
             lines.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{escape_data(message)}")

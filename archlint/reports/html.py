@@ -16,10 +16,12 @@ it); Jupyter shows it through ``Report._repr_html_``.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from html import escape
 
 from ..report import Report, Severity
+from .locations import shown
 from .text import field_text, human
 
 __all__ = ["render_html", "render_html_fragment", "layer_anchor"]
@@ -60,6 +62,7 @@ _CSS = """
 .archlint-report .legend span{margin-right:1.2em;white-space:nowrap}
 .archlint-report .legend i{display:inline-block;width:.9em;height:.9em;margin-right:.3em;vertical-align:-.1em}
 .archlint-report .fix{color:#57606a}
+.archlint-report .called-at{color:#57606a;white-space:nowrap}
 """
 
 
@@ -227,11 +230,19 @@ def _totals(report: Report) -> str:
     return f'<div class="totals">{body}</div>' + (f"<ul>{notes}</ul>" if notes else "")
 
 
-def _findings_table(report: Report, rid: str, index: dict[str, int]) -> str:
+def _where(defined_at: str | None, source: str | None, base: str) -> str:
+    """The definition line, with the call line beside it (paths relative to ``base``)."""
+    parts = [f'<code class="defined-at">{_a(shown(defined_at, base))}</code>'] if defined_at else []
+    if source and source != defined_at:
+        parts.append(f'<span class="called-at">called at <code>{_a(shown(source, base))}</code></span>')
+    return " ".join(parts)
+
+
+def _findings_table(report: Report, rid: str, index: dict[str, int], base: str) -> str:
     if not report.findings:
         return "<p>No findings.</p>"
     head = ("<table class=\"findings\"><thead><tr><th>severity</th><th>rule</th><th>layer</th><th>finding</th>"
-            "<th>MACs saved</th><th>source</th></tr></thead><tbody>")
+            "<th>MACs saved</th><th>defined at</th></tr></thead><tbody>")
     rows = []
     for k, f in enumerate(report.findings):
         layer = (f'<a href="#{layer_anchor(rid, index[f.layer])}">{_a(f.layer)}</a>' if f.layer in index
@@ -243,16 +254,16 @@ def _findings_table(report: Report, rid: str, index: dict[str, int]) -> str:
                     f"<td><code>{_a(f.code)}</code> {_a(f.rule)}</td><td>{layer}</td>"
                     f"<td>{_a(f.message)}{fix}</td>"
                     f'<td class="num">{human(int(saved)) if isinstance(saved, (int, float)) and saved else ""}</td>'
-                    f"<td>{_a(f.source or '')}</td></tr>")
+                    f"<td>{_where(f.defined_at, f.source, base)}</td></tr>")
     return head + "".join(rows) + "</tbody></table>"
 
 
-def _layer_table(report: Report, rid: str) -> str:
+def _layer_table(report: Report, rid: str, base: str) -> str:
     by_layer: dict[str, list[int]] = {}
     for k, f in enumerate(report.findings):
         by_layer.setdefault(f.layer, []).append(k)
     head = ("<table class=\"layers\"><thead><tr><th>#</th><th>layer</th><th>op</th><th>output</th><th>MACs</th>"
-            "<th>params</th><th>receptive field</th><th>findings</th><th>source</th></tr></thead><tbody>")
+            "<th>params</th><th>receptive field</th><th>findings</th><th>defined at</th></tr></thead><tbody>")
     rows = []
     for i, r in enumerate(report.layers):
         shape = "x".join(str(d) for d in r.output_shape) if r.output_shape else "?"
@@ -264,11 +275,11 @@ def _layer_table(report: Report, rid: str) -> str:
                     f'<td class="num">{f"{r.macs:,}" if r.macs else ""}</td>'
                     f'<td class="num">{f"{r.params:,}" if r.params else ""}</td>'
                     f"<td>{_a(field)}</td>"
-                    f"<td>{links}</td><td>{_a(r.source or '')}</td></tr>")
+                    f"<td>{links}</td><td>{_where(r.defined_at, r.source, base)}</td></tr>")
     return head + "".join(rows) + "</tbody></table>"
 
 
-def _section(report: Report, rid: str) -> str:
+def _section(report: Report, rid: str, base: str) -> str:
     index = {row.name: i for i, row in enumerate(report.layers)}
     worst = max((f.severity.rank for f in report.findings), default=-1)
     status = ("clean" if worst < 0 else
@@ -276,16 +287,19 @@ def _section(report: Report, rid: str) -> str:
     return (f'<section class="model" id="{rid}"><h2><code>{_a(report.model)}</code> '
             f'<small>({_a(status)})</small></h2>{_totals(report)}'
             f"<h3>Plots</h3>{_field_plot(report, rid)}{_macs_plot(report, rid)}"
-            f"<h3>Findings</h3>{_findings_table(report, rid, index)}"
-            f"<h3>Layers</h3>{_layer_table(report, rid)}</section>")
+            f"<h3>Findings</h3>{_findings_table(report, rid, index, base)}"
+            f"<h3>Layers</h3>{_layer_table(report, rid, base)}</section>")
 
 
-def render_html_fragment(reports: Sequence[Report], show_layers: bool = True, *, prefix: str = "r") -> str:
+def render_html_fragment(reports: Sequence[Report], show_layers: bool = True, *, prefix: str = "r",
+                         base: str | None = None) -> str:
     """The report as one ``<div class="archlint-report">`` with its scoped ``<style>``.
 
     Element ids start with ``prefix`` (model ``i`` is ``{prefix}{i}``), so that several
-    fragments can share a page, e.g. a notebook.
+    fragments can share a page, e.g. a notebook. Python paths are shown relative to
+    ``base`` (default: the working directory) when they lie under it.
     """
+    base = os.path.abspath(base or os.getcwd())
     total = sum(len(r.findings) for r in reports)
     version = next((r.tool_version for r in reports if r.tool_version), "")
     title = (f"archlint {_a(version)}: {total} finding{'s' if total != 1 else ''} in {len(reports)} "
@@ -294,15 +308,15 @@ def render_html_fragment(reports: Sequence[Report], show_layers: bool = True, *,
     if len(reports) > 1:
         toc = "<ul>" + "".join(f'<li><a href="#{prefix}{i}"><code>{_a(r.model)}</code></a>: '
                                f"{len(r.findings)} findings</li>" for i, r in enumerate(reports)) + "</ul>"
-    body = "".join(_section(r, f"{prefix}{i}") for i, r in enumerate(reports))
+    body = "".join(_section(r, f"{prefix}{i}", base) for i, r in enumerate(reports))
     return f'<div class="archlint-report"><style>{_CSS}</style><h1>{title}</h1>{toc}{body}</div>'
 
 
-def render_html(reports: Sequence[Report], show_layers: bool = True) -> str:
+def render_html(reports: Sequence[Report], show_layers: bool = True, *, base: str | None = None) -> str:
     """A complete, self-contained HTML page (no scripts, no network loads)."""
     csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             "<title>archlint report</title></head><body>"
-            f"{render_html_fragment(reports, show_layers)}</body></html>\n")
+            f"{render_html_fragment(reports, show_layers, base=base)}</body></html>\n")

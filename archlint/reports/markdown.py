@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from ..report import Report, Severity
-from .sarif import relative_path, split_source
+from .locations import shown
 from .text import field_text, human
 
 __all__ = ["render_markdown", "escape_cell", "MAX_ROWS"]
@@ -42,12 +42,13 @@ def _counts(findings) -> str:
     return ", ".join(parts) if parts else "no findings"
 
 
-def _source(source: str | None, base: str) -> str:
-    where = split_source(source)
-    if where is None:
-        return ""
-    path = relative_path(where[0], base)[0]
-    return f"{path}:{where[1]}" if where[1] is not None else path
+def _where(defined_at: str | None, source: str | None, base: str) -> str:
+    """The definition line, then the call line beside it: ``net.py:12`` (called at ``net.py:40``)."""
+    parts = [_code(shown(defined_at, base))] if defined_at else []
+    if source and source != defined_at:
+        call = _code(shown(source, base))
+        parts.append(f"(called at {call})" if parts else f"called at {call}")
+    return " ".join(parts)
 
 
 def _section(report: Report, max_rows: int, base: str) -> list[str]:
@@ -66,14 +67,14 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
                      f"at {_code(rf.layer)} ({cover} the {extent} input)")
     lines = [f"### {_code(report.model)}", "", " ".join(lines)]
     if report.findings:
-        lines += ["", "| severity | code | layer | finding | MACs saved | source |",
+        lines += ["", "| severity | code | layer | finding | MACs saved | defined at |",
                   "|---|---|---|---|--:|---|"]
         ranked = sorted(report.findings, key=lambda f: -f.severity.rank)  # stable: worst first
         for f in ranked[:max_rows]:
             saved = f.data.get("macs_saved") if isinstance(f.data, dict) else None
             message = escape_cell(f.message) + (f"<br>*Fix:* {escape_cell(f.fix)}" if f.fix else "")
             lines.append(f"| {_ICON[f.severity]} | {f.code} {escape_cell(f.rule)} | {_code(f.layer)} | "
-                         f"{message} | {human(int(saved)) if saved else ''} | {_code(_source(f.source, base))} |")
+                         f"{message} | {human(int(saved)) if saved else ''} | {_where(f.defined_at, f.source, base)} |")
         if len(report.findings) > max_rows:
             lines.append(f"\n… and {len(report.findings) - max_rows} more findings "
                          "(run archlint locally or see the SARIF upload for all).")

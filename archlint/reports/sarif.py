@@ -5,12 +5,15 @@ One run for all models. Each rule that has findings is listed once in ``tool.dri
 rule docs ship with the tool: ``archlint --explain CODE``);
 results point to it by ``ruleId`` and ``ruleIndex``.
 
-Locations: a finding is about a layer of a model file, and sometimes also has the Python
-``file:line`` that built the layer (torch dynamo exports). The primary (first) location is
-that Python line when known, because code scanning annotates only the first location and a
-line of code is what a reviewer can change; otherwise it is the model file. The model file
-is always among the locations, with a logical location naming the layer (kind ``module``,
-the PyTorch module path). ``partialFingerprints`` hash (model, code, layer), so an alert
+Locations: a finding is about a layer of a model file, and often also has Python lines:
+where the layer is defined (``defined_at``, the line that constructs it or the small block
+holding it) and where ``forward`` calls it (``source``). The primary (first) location is the
+definition line when known, else the call line, because code scanning annotates only the
+first location and the constructor call is what a reviewer changes; otherwise it is the
+model file. The model file is always among the locations, with a logical location naming
+the layer (kind ``module``, the PyTorch module path). The call line and the construction
+chain (innermost first) are ``relatedLocations``. A finding with a suggested edit carries
+it as a ``fixes`` entry. ``partialFingerprints`` hash (model, code, layer), so an alert
 survives edits that move lines.
 """
 
@@ -110,6 +113,44 @@ def _fingerprint(model: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
+def _python_location(source: str, base: str, logical: list, text: str, ident: int | None = None) -> dict | None:
+    where = split_source(source)
+    if where is None:
+        return None
+    physical: dict = {"artifactLocation": _artifact(where[0], base)}
+    if where[1] is not None:
+        physical["region"] = {"startLine": where[1]}
+    location = {"physicalLocation": physical, "logicalLocations": logical, "message": {"text": text}}
+    return location if ident is None else {"id": ident, **location}
+
+
+def _related(finding: Finding, base: str, logical: list) -> list[dict]:
+    """The call line, then the construction chain, as SARIF related locations."""
+    related = []
+    if finding.source and finding.defined_at:
+        related.append(("forward calls layer " + finding.layer + " here", finding.source))
+    chain = finding.construction
+    for k, line in enumerate(chain):
+        related.append((f"construction of layer {finding.layer}, step {k + 1} of {len(chain)} "
+                        "(innermost first)", line))
+    out = []
+    for text, source in related:
+        location = _python_location(source, base, logical, text, len(out))
+        if location is not None:
+            out.append(location)
+    return out
+
+
+def _fix(finding: Finding, base: str) -> dict:
+    edit = finding.edit
+    region = {"startLine": edit.line, "startColumn": edit.column, "endLine": edit.end_line,
+              "endColumn": edit.end_column}
+    return {"description": {"text": edit.description},
+            "artifactChanges": [{"artifactLocation": _artifact(edit.file, base),
+                                 "replacements": [{"deletedRegion": region,
+                                                   "insertedContent": {"text": edit.replacement}}]}]}
+
+
 def _result(report: Report, finding: Finding, index: int, base: str) -> dict:
     model_uri = _artifact(report.model, base) if is_file(report.model) else None
     logical = [{"name": finding.layer.rsplit(".", 1)[-1], "fullyQualifiedName": finding.layer,
@@ -118,21 +159,26 @@ def _result(report: Report, finding: Finding, index: int, base: str) -> dict:
     model_location |= {"logicalLocations": logical,
                       "message": {"text": f"layer {finding.layer} of {relative_path(report.model, base)[0]}"}}
     locations = [model_location]
-    source = split_source(finding.source)
-    if source is not None:
-        path, line = source
-        physical: dict = {"artifactLocation": _artifact(path, base)}
-        if line is not None:
-            physical["region"] = {"startLine": line}
-        locations.insert(0, {"physicalLocation": physical, "logicalLocations": logical,
-                             "message": {"text": f"Python code that built layer {finding.layer}"}})
+    if finding.defined_at:
+        primary = _python_location(finding.defined_at, base, logical,
+                                   f"Python code that constructs layer {finding.layer}")
+    else:
+        primary = _python_location(finding.source, base, logical, f"Python code that calls layer {finding.layer}")
+    if primary is not None:
+        locations.insert(0, primary)
     text = finding.message + (f". Fix: {finding.fix}" if finding.fix else "")
-    return {"ruleId": finding.code, "ruleIndex": index, "level": LEVELS[finding.severity],
-            "message": {"text": text},
-            "locations": locations,
-            "partialFingerprints": {"archlint/v1": _fingerprint(relative_path(report.model, base)[0], finding)},
-            "properties": {"model": report.model, "layer": finding.layer, "severity": finding.severity.value,
-                           "fix": finding.fix, "data": finding.to_dict()["data"]}}
+    result = {"ruleId": finding.code, "ruleIndex": index, "level": LEVELS[finding.severity],
+              "message": {"text": text},
+              "locations": locations}
+    related = _related(finding, base, logical)
+    if related:
+        result["relatedLocations"] = related
+    if finding.edit is not None:
+        result["fixes"] = [_fix(finding, base)]
+    result |= {"partialFingerprints": {"archlint/v1": _fingerprint(relative_path(report.model, base)[0], finding)},
+               "properties": {"model": report.model, "layer": finding.layer, "severity": finding.severity.value,
+                              "fix": finding.fix, "data": finding.to_dict()["data"]}}
+    return result
 
 
 def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None,

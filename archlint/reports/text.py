@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from fractions import Fraction
 
 from ..report import Report, number
+from .locations import definition_and_call, shown
 
 __all__ = ["render_text", "human", "field_text"]
 
@@ -45,14 +47,14 @@ def field_text(size, stride=None, padding=None, is_global: bool = False) -> str:
     return text
 
 
-def _table(report: Report) -> list[str]:
-    header = ("layer", "op", "output", "MACs", "params", "receptive field", "source")
+def _table(report: Report, base: str) -> list[str]:
+    header = ("layer", "op", "output", "MACs", "params", "receptive field", "defined at", "called at")
     rows = [header]
     for r in report.layers:
         shape = "x".join(str(d) for d in r.output_shape) if r.output_shape else "?"
         rows.append((r.name, r.op, shape, f"{r.macs:,}" if r.macs else "", f"{r.params:,}" if r.params else "",
                      field_text(r.receptive_field, r.effective_stride, r.effective_padding, r.rf_global),
-                     r.source or ""))
+                     shown(r.defined_at, base), shown(r.source, base)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     right = {3, 4}
     lines = []
@@ -89,18 +91,24 @@ def _summary(report: Report) -> list[str]:
     return lines
 
 
-def render_text(reports: Sequence[Report], show_layers: bool = False) -> str:
-    """Findings of all reports, then per report its summary (and layer table if asked)."""
+def render_text(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None) -> str:
+    """Findings of all reports, then per report its summary (and layer table if asked).
+
+    Each finding names the line that defines its layer and the line that calls it, with
+    paths relative to ``base`` (default: the working directory) when they lie under it.
+    """
+    base = os.path.abspath(base or os.getcwd())
     lines: list[str] = []
     for report in reports:
         for f in report.findings:
-            where = f" ({f.source})" if f.source else ""
+            where = definition_and_call(f.defined_at, f.source, base)
+            where = f" ({where})" if where else ""
             lines.append(f"{report.model}:{f.layer}: {f.code} [{f.severity}] {f.message}{where}")
     for report in reports:
         if lines:
             lines.append("")
         if show_layers:
-            lines.extend(_table(report))
+            lines.extend(_table(report, base))
             lines.append("")
         lines.extend(_summary(report))
     return "\n".join(lines) + "\n"
