@@ -72,9 +72,9 @@ class Finding:
     source: str | None = None
     fix: str | None = None
     data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    defined_at: str | None = None
-    construction: tuple[str, ...] = ()
-    edit: Edit | None = None
+    defined_at: str | None = field(default=None, compare=False)
+    construction: tuple[str, ...] = field(default=(), compare=False)
+    edit: Edit | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "rule": self.rule, "severity": self.severity.value,
