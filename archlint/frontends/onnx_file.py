@@ -351,8 +351,10 @@ def _unset_negative_dims(model: onnx.ModelProto) -> None:
 
 
 def _dims_text(value: onnx.ValueInfoProto) -> str:
-    shape = value.type.tensor_type.shape
-    return "[" + ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in shape.dim) + "]"
+    dims = value.type.tensor_type.shape.dim
+    if len(dims) > 8:
+        return f"rank {len(dims)}"
+    return "[" + ",".join(str(d.dim_value) if d.HasField("dim_value") else "?" for d in dims) + "]"
 
 
 def _contradictions(declared: dict[str, str], inferred: onnx.ModelProto) -> list[str]:

@@ -235,6 +235,28 @@ def build(folder: Path) -> list[Case]:
     add("input_dim0.onnx", _model([relu("x", "y")], [_x((1, 3, 0, 16))], [_out()]), "error")
     add("input_dim_neg.onnx", _model([relu("x", "y")], [_x((1, 3, -5, 16))], [_out()]), "error")
     add("conv_input_dim0.onnx", _conv_model_input((1, 3, 0, 16)), "error")
+    add("input_minus_one.onnx", _conv_model_input((-1, 3, 16, 16)), "error", "--input-shape x:1,3,16,16")
+    # declared intermediate/output shapes: hints, dropped when wrong; a graph wrong by itself stops
+    for name, declared in (("stale_rank", [1, 8]), ("minus_one", [-1, 8, -1, -1]), ("junk", [-7, 0, 2**62]),
+                           ("huge_rank", [1] * 64)):
+        model = _conv_model_input((1, 3, 16, 16))
+        model.graph.value_info.append(helper.make_tensor_value_info("c", TensorProto.FLOAT, declared))
+        del model.graph.output[:]
+        model.graph.output.append(helper.make_tensor_value_info("z", TensorProto.FLOAT, declared))
+        add(f"declared_{name}.onnx", model, "report")
+    mismatch = _model([helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[1, 1]),
+                       helper.make_node("Add", ["c", "x"], ["y"])], [_x()],
+                      [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, 16, 16])], [_w("w", (8, 3, 1, 1))])
+    add("declared_hides_inconsistent_graph.onnx", mismatch, "error", "shape inference failed")
+    nhwc = _model([helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]), *_conv_nodes()[1:]],
+                  [_x((1, 16, 16, 3))], [_out("z")])
+    nhwc.graph.node.insert(1, helper.make_node("Conv", ["t", "w"], ["c"], kernel_shape=[3, 3]))
+    nhwc.graph.initializer.append(_w("w", (8, 3, 3, 3)))
+    add("channels_last_input.onnx", nhwc, "report")
+    nhwc_bad = _model([helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+                       helper.make_node("Conv", ["t", "w"], ["y"], kernel_shape=[3, 3])],
+                      [_x((1, 16, 16, 5))], [_out()], [_w("w", (8, 3, 3, 3))])
+    add("channels_last_wrong_channels.onnx", nhwc_bad, "any")
     add("weight_dim0.onnx", _model([helper.make_node("Conv", ["x", "w"], ["y"])], [_x()], [_out()],
                                    [_w("w", (8, 3, 0, 3))]), "error")
     neg = _dims_only("w", [8, -3, 3, 3])
