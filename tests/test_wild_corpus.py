@@ -42,10 +42,6 @@ IF_PENDING = {
     "silero_vad_half.onnx": "If branches",
     "silero_vad.onnx": "If branches (the whole model)",
 }
-#: Standard ops that contribute no MACs and that archlint does not map yet, per file.
-UNMAPPED = {
-    "magika.onnx": {"Equal", "ReduceMax", "ReduceSum"},
-}
 
 
 def corpus_file(name: str) -> Path:
@@ -112,7 +108,7 @@ def test_no_standard_op_is_left_not_understood(reports, name):
         pytest.skip(f"not analysed yet: {IF_PENDING.get(name) or PENDING[name]}")
     report = reports(name)
     standard = {op for op in report.summary.unsupported_ops if "::" not in op}
-    assert standard == UNMAPPED.get(name, set())
+    assert not standard
 
 
 def test_transposed_convs_of_a_real_detector_match_torch(reports):

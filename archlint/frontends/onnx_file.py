@@ -337,9 +337,8 @@ def _fixed(dim: onnx.TensorShapeProto.Dimension) -> bool:
 # --- declared shapes ----------------------------------------------------------------------
 
 def _declared(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
-    """Values whose shapes the file declares (intermediate and output tensors): hints only."""
-    return [v for v in (*model.graph.value_info, *model.graph.output)
-            if v.type.HasField("tensor_type") and v.type.tensor_type.HasField("shape")]
+    """Values whose types the file declares (intermediate and output tensors): hints only."""
+    return [v for v in (*model.graph.value_info, *model.graph.output) if v.HasField("type")]
 
 
 def _unset_negative_dims(model: onnx.ModelProto) -> None:
@@ -351,6 +350,8 @@ def _unset_negative_dims(model: onnx.ModelProto) -> None:
 
 
 def _dims_text(value: onnx.ValueInfoProto) -> str:
+    if not value.type.tensor_type.HasField("shape"):
+        return "[?]"
     dims = value.type.tensor_type.shape.dim
     if len(dims) > 8:
         return f"rank {len(dims)}"
@@ -359,13 +360,13 @@ def _dims_text(value: onnx.ValueInfoProto) -> str:
 
 def _contradictions(declared: dict[str, str], inferred: onnx.ModelProto) -> list[str]:
     """Declared shapes (as text) that differ from the inferred ones, as ``'name' declared A, inferred B``."""
-    found = []
+    found = {}
     for value in (*inferred.graph.value_info, *inferred.graph.output):
         if value.name in declared and value.type.tensor_type.HasField("shape"):
             now = _dims_text(value)
             if now != declared[value.name] and "?" not in now:
-                found.append(f"'{value.name}' declared {declared[value.name]}, inferred {now}")
-    return found
+                found[value.name] = f"'{value.name}' declared {declared[value.name]}, inferred {now}"
+    return list(found.values())
 
 
 # --- inference and folding --------------------------------------------------------------
@@ -394,16 +395,16 @@ def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelP
             raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
     del model.graph.value_info[:]
     for value in model.graph.output:
-        if value.type.HasField("tensor_type"):
-            value.type.tensor_type.ClearField("shape")
+        value.ClearField("type")
     try:
         inferred = _run_inference(model)
     except Exception as exc:
         raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
     wrong = _contradictions(declared, inferred)
     shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
+    shown = shown or "a declared element type or shape made inference fail"
     notes.append(f"the file's declared shapes contradict what inference computes from the input shapes "
-                 f"({shown or 'inference failed with them'}); declared shapes were dropped and inferred again")
+                 f"({shown}); declared shapes were dropped and inferred again")
     return inferred
 
 

@@ -41,6 +41,11 @@ _MULS = {"Mul", "Div", "Pow", "Max", "Min", "Mean"}
 _NORMS = {"BatchNormalization", "InstanceNormalization", "LayerNormalization",
           "GroupNormalization", "LpNormalization", "LRN", "MeanVarianceNormalization"}
 _ELEMENTWISE = _ADDS | _MULS
+#: Elementwise comparisons, logic and selection: no MACs, one op per output element, like Max.
+_COMPARISONS = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "And", "Or", "Xor", "Not",
+                "Where", "IsNaN", "IsInf", "BitwiseAnd", "BitwiseOr", "BitwiseXor", "BitwiseNot"}
+_REDUCTIONS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2",
+               "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
 _RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile"}
 _PASS_THROUGH = {"Identity", "Dropout"}
 _PARAM_INPUTS = {
@@ -360,7 +365,7 @@ class _Builder:
             return Op.LINEAR if weights else Op.MATMUL
         if t in _ADDS:
             return Op.ADD
-        if t in _MULS:
+        if t in _MULS or t in _COMPARISONS:
             return Op.MUL
         if t == "Concat":
             return Op.CONCAT
@@ -368,6 +373,8 @@ class _Builder:
             return Op.ACTIVATION
         if t in _NORMS:
             return Op.NORM
+        if t in _REDUCTIONS and self._reduces_no_spatial_axis(node):
+            return Op.NORM  # statistics over channels or features (a decomposed LayerNorm, a softmax)
         if t == "Flatten":
             return Op.FLATTEN
         if t in _RESHAPES:
@@ -390,6 +397,27 @@ class _Builder:
     def _einsum_k(self, node: _Node) -> int | None:
         equation = _as_str(node.attrs.get("equation", ""))
         return einsum_contraction(equation, [self.loaded.shapes.get(i) for i in node.input])
+
+    def _reduced_axes(self, node: _Node, rank: int) -> list[int] | None:
+        """Axes a Reduce* node reduces (all when none are given), ``None`` if not constant."""
+        axes = node.attrs.get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            value = self.loaded.constants.get(node.input[1])
+            if value is None:
+                return None
+            axes = [int(a) for a in np.ravel(value)]
+        if not axes:
+            return [] if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
+        return [int(a) % rank for a in axes]
+
+    def _reduces_no_spatial_axis(self, node: _Node) -> bool:
+        shape = self.loaded.shapes.get(node.input[0])
+        if shape is None:
+            return False
+        axes = self._reduced_axes(node, len(shape))
+        if axes is None:
+            return False
+        return len(shape) < 3 or all(a < 2 for a in axes)
 
     def _reduces_all_spatial(self, node: _Node) -> bool:
         shape = self.loaded.shapes.get(node.input[0])
