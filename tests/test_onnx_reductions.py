@@ -1,5 +1,5 @@
-"""Comparisons and partial reductions from real exports (tf2onnx's one-hot, decomposed LayerNorm
-and softmax statistics) are understood: elementwise ops and per-position statistics."""
+"""Comparisons, partial reductions and fixed-index gathers from real exports (tf2onnx's one-hot,
+decomposed LayerNorm and softmax statistics, a recurrent state split into h and c) are understood."""
 
 from __future__ import annotations
 
@@ -64,3 +64,23 @@ def test_comparisons_and_selection_are_elementwise(op):
     assert row.op == "mul" and row.other_category == "elementwise" and row.other_ops == 4 * 8 * 8
     assert row.receptive_field == (3, 3)
     assert not report.summary.unsupported_ops
+
+
+def test_gather_at_constant_indices_moves_data():
+    # a recurrent state (2, batch, hidden) split into h and c, then each used
+    nodes = [helper.make_node("Gather", ["state", "zero"], ["h"], name="h", axis=0),
+             helper.make_node("Gather", ["state", "one"], ["c"], name="c", axis=0),
+             helper.make_node("Add", ["h", "c"], ["y"], name="sum")]
+    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array(1, np.int64), "one")]
+    report = archlint.lint(make_model(nodes, {"state": [2, 1, 16]}, {"y": None}, inits))
+    assert report.layer("h").op == report.layer("c").op == "reshape"
+    assert report.layer("h").output_shape == (1, 16)
+    assert not report.summary.unsupported_ops
+
+
+def test_gather_by_data_dependent_indices_stays_not_understood():
+    node = helper.make_node("Gather", ["x", "idx"], ["y"], name="pick", axis=1)
+    model = make_model([node], {"x": [1, 3, 8, 8], "idx": [2]}, {"y": None})
+    model.graph.input[1].type.tensor_type.elem_type = 7  # int64 indices from the caller
+    report = archlint.lint(model)
+    assert report.summary.unsupported_ops == {"Gather": 1}

@@ -379,6 +379,8 @@ class _Builder:
             return Op.FLATTEN
         if t in _RESHAPES:
             return Op.RESHAPE
+        if t == "Gather" and node.input[0] not in self.loaded.constant_names and self._constant_args(node, 1):
+            return Op.RESHAPE  # picks entries at fixed indices (a state's h and c): moves data, computes nothing
         if t in ("Resize", "Upsample"):
             return Op.RESIZE
         if t == "Pad":
