@@ -30,13 +30,16 @@ _TORCHVISION_LIB = []  # keeps the torchvision schema Library alive for the whol
 
 def import_torchvision():
     """``torchvision`` with its C ops replaced by schemas (the CPU wheel cannot load them)."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     if "torchvision" not in sys.modules and not _TORCHVISION_LIB:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _TORCHVISION_LIB.append(lib)
-    return pytest.importorskip("torchvision")
+    import torchvision
+
+    return torchvision
 
 
 @contextlib.contextmanager
@@ -89,10 +92,10 @@ def load_synthetic():
 
 
 def fixture_path(name: str) -> Path:
-    """A committed fixture model; skips the test if it has not been built."""
+    """A committed fixture model; fails the test if it is missing."""
     path = MODELS / name
     if not path.exists():
-        pytest.skip(f"fixture {name} not built; run python fixtures/build_fixtures.py")
+        pytest.fail(f"fixture {name} missing; run python fixtures/build_fixtures.py")
     return path
 
 

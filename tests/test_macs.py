@@ -12,7 +12,7 @@ from conftest import make_model, weight
 
 
 def _torch_macs(fn, *tensors) -> int:
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
@@ -42,7 +42,7 @@ CONVS = {
 
 @pytest.mark.parametrize("case", list(CONVS))
 def test_conv_macs_match_flop_counter(case):
-    torch = pytest.importorskip("torch")
+    import torch
     x_shape, w_shape, attrs, kwargs = CONVS[case]
     row = _conv_macs("Conv", x_shape, w_shape, kernel_shape=list(w_shape[2:]), **attrs)
     x, w = torch.randn(*x_shape), torch.randn(*w_shape)
@@ -59,7 +59,7 @@ def test_depthwise_conv_macs_by_hand():
 
 @pytest.mark.parametrize(("groups", "stride", "padding", "output_padding"), [(1, 2, 1, 1), (2, 2, 0, 0), (1, 3, 2, 1)])
 def test_conv_transpose_macs_match_flop_counter(groups, stride, padding, output_padding):
-    torch = pytest.importorskip("torch")
+    import torch
     x_shape, w_shape = (1, 4, 7, 9), (4, 6 // groups, 3, 3)
     row = _conv_macs("ConvTranspose", x_shape, w_shape, kernel_shape=[3, 3], group=groups,
                      strides=[stride, stride], pads=[padding] * 4, output_padding=[output_padding] * 2)
@@ -77,7 +77,7 @@ def test_conv_transpose_macs_match_flop_counter(groups, stride, padding, output_
 
 @pytest.mark.parametrize(("trans_a", "trans_b"), [(0, 0), (0, 1), (1, 0), (1, 1)])
 def test_gemm_macs_follow_trans_a_and_trans_b(trans_a, trans_b):
-    torch = pytest.importorskip("torch")
+    import torch
     m, k, n = 3, 10, 7
     a_shape = (k, m) if trans_a else (m, k)
     b_shape = (n, k) if trans_b else (k, n)
@@ -98,7 +98,7 @@ def test_gemm_between_two_data_inputs_is_a_matmul():
 
 
 def test_batched_matmul_macs_match_flop_counter():
-    torch = pytest.importorskip("torch")
+    import torch
     node = helper.make_node("MatMul", ["a", "b"], ["y"], name="mm")
     report = archlint.lint(make_model([node], {"a": [2, 3, 5, 7], "b": [2, 3, 7, 4]}, {"y": None}))
     row = report.layer("mm")
@@ -108,7 +108,7 @@ def test_batched_matmul_macs_match_flop_counter():
 
 
 def test_matmul_with_broadcast_weight_counts_every_batch():
-    torch = pytest.importorskip("torch")
+    import torch
     node = helper.make_node("MatMul", ["a", "w"], ["y"], name="proj")
     report = archlint.lint(make_model([node], {"a": [2, 6, 5, 8]}, {"y": None}, [weight("w", (8, 3))]))
     row = report.layer("proj")
@@ -121,7 +121,7 @@ def test_matmul_with_broadcast_weight_counts_every_batch():
                                                   ("bhij,bhjd->bhid", (2, 4, 7, 9), (2, 4, 9, 16)),
                                                   ("ij,jk", (5, 6), (6, 3))])
 def test_einsum_counts_like_the_matrix_products_it_performs(equation, a, b):
-    torch = pytest.importorskip("torch")
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     class Einsum(torch.nn.Module):

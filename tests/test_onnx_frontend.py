@@ -20,7 +20,6 @@ from conftest import SPECS, fixture_path, import_torchvision, load_specs, make_m
 
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
 def test_layers_are_named_by_module_path(zoo, exporter):
-    pytest.importorskip("torch")
     report = archlint.lint(zoo["resnet50"].paths[exporter])
     names = {row.name: row.op for row in report.layers}
     assert names["conv1"] == "conv"
@@ -76,7 +75,6 @@ def test_exporters_agree_on_conv_layers_of_fixtures(fixture):
 
 
 def test_exporters_agree_on_conv_layers_of_resnet50(zoo):
-    pytest.importorskip("torch")
     model = zoo["resnet50"]
     legacy, dynamo = (archlint.lint(model.paths[e]) for e in ("legacy", "dynamo"))
     assert _conv_view(legacy) == _conv_view(dynamo)
@@ -156,7 +154,7 @@ def test_dynamic_spatial_dimension_with_input_shape_works():
 
 
 def test_legacy_export_with_dynamic_axes_gets_correct_shapes_from_input_shape():
-    torch = pytest.importorskip("torch")
+    import torch
     path = fixture_path("core_dynamic_axes.onnx")
     with pytest.raises(ArchlintError):
         archlint.lint(path)

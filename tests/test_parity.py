@@ -13,12 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 import archlint
 
-from conftest import ROOT, ZOO, export, import_torchvision, load_build_script
-
-torch = pytest.importorskip("torch")
+from conftest import ROOT, ZOO, export, fixture_path, import_torchvision, load_build_script
 
 EXPORTERS = ("legacy", "dynamo")
 WEIGHTED = ("conv", "conv_transpose", "linear")
@@ -60,9 +59,7 @@ def assert_parity(module, shape, onnx_path: Path) -> None:
 @pytest.mark.parametrize("name", TORCH_FIXTURES)
 @pytest.mark.parametrize("exporter", EXPORTERS)
 def test_fixture_gives_the_same_layers_and_findings_as_its_onnx_exports(name, exporter):
-    path = ROOT / "fixtures" / "models" / f"{name}_{exporter}.onnx"
-    if not path.exists():
-        pytest.skip(f"fixture {path.name} not built; run python fixtures/build_fixtures.py")
+    path = fixture_path(f"{name}_{exporter}.onnx")
     torch.manual_seed(0)
     module, shape = SPECS[name][0]()
     assert_parity(module.eval(), shape, path)

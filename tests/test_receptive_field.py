@@ -31,7 +31,6 @@ def _field(row):
 
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
 def test_vgg16_pool5_field_matches_araujo_et_al(zoo, exporter):
-    pytest.importorskip("torch")
     report = archlint.lint(zoo["vgg16"].paths[exporter])
     pool5 = report.layer("features.30")  # the fifth MaxPool2d of torchvision's VGG-16
     assert pool5.op == "max_pool"
@@ -192,14 +191,12 @@ def _check_against_gradient(report, module, layers, size=96):
 
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
 def test_chain_fields_equal_the_gradient_support(exporter):
-    pytest.importorskip("torch")
     report = archlint.lint(fixture_path(f"core_chain_{exporter}.onnx"))
     _check_against_gradient(report, load_specs().chain_module(), list(CHAIN))
 
 
 @pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
 def test_multi_path_fields_equal_the_gradient_support(exporter):
-    pytest.importorskip("torch")
     report = archlint.lint(fixture_path(f"core_branches_{exporter}.onnx"))
     # ``head`` sits after an add of unequal-depth branches, which sits after an add of
     # mirrored asymmetric paddings, and after a concat: every merge must take the union
@@ -207,13 +204,12 @@ def test_multi_path_fields_equal_the_gradient_support(exporter):
 
 
 def test_integer_stride_layers_after_transposed_convs_equal_the_gradient_support():
-    pytest.importorskip("torch")
     report = archlint.lint(fixture_path("core_updown_legacy.onnx"))
     _check_against_gradient(report, load_specs().updown_module(), ["conv1", "conv2"])
 
 
 def test_pooled_and_dilated_branches_equal_the_gradient_support(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     from torch import nn
 
     class Pooled(nn.Module):
@@ -257,14 +253,13 @@ def _check_contains_gradient_support(report, module, layers, size=96):
 
 
 def test_fields_after_transposed_convs_contain_the_gradient_support_at_every_phase():
-    pytest.importorskip("torch")
     report = archlint.lint(fixture_path("core_updown_legacy.onnx"))
     _check_contains_gradient_support(report, load_specs().updown_module(), ["up1", "conv3", "conv4", "up2", "head"])
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_upsampling_field_contains_the_gradient_support_at_every_phase(tmp_path, mode):
-    torch = pytest.importorskip("torch")
+    import torch
     from torch import nn
 
     module = nn.Sequential()

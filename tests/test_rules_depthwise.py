@@ -136,7 +136,6 @@ def _export(module, path: Path) -> Path:
 @pytest.fixture(scope="session")
 def mobilenet_reports(tmp_path_factory):
     """AL401 reports of full-convolution MobileNet v1 and of real MobileNet v1 (legacy export)."""
-    pytest.importorskip("torch")
     folder = tmp_path_factory.mktemp("mobilenet_v1")
     config = Config(select=("AL401",))
     full = lint(str(_export(_mobilenet_v1(separable=False), folder / "conv_mobilenet_v1.onnx")), config)

@@ -50,7 +50,6 @@ def vgg16_onnx(tmp_path_factory):
     Biases are set to 0.01: torchvision initialises them to zero and the dynamo exporter
     drops all-zero tensors, which would hide them from the parameter count.
     """
-    pytest.importorskip("torch")
     cache = os.environ.get("ARCHLINT_TEST_CACHE")  # keep the export between sessions, as tests/conftest.py
     folder = Path(cache) if cache else tmp_path_factory.mktemp("vgg16")
     folder.mkdir(parents=True, exist_ok=True)
@@ -235,7 +234,6 @@ def _al5(report, ignore=()):
 
 @pytest.mark.parametrize("name", sorted(_pooling_specs()))
 def test_torch_module_and_onnx_exports_give_equal_findings(name):
-    pytest.importorskip("torch")
     models = Path(__file__).resolve().parent.parent / "fixtures" / "models"
     module, shape = _pooling_specs()[name]()
     config = Config(select=("AL5",))

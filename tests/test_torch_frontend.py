@@ -10,14 +10,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import torch
 
 import archlint
 from archlint.errors import ModelLoadError
 from archlint.graph import Op
 
-from conftest import ROOT, run_cli
+from conftest import fixture_path, run_cli
 
-torch = pytest.importorskip("torch")
 nn = torch.nn
 F = torch.nn.functional
 
@@ -168,9 +168,7 @@ def test_missing_input_shape_is_a_clear_error():
 def test_onnx_path_does_not_import_torch():
     code = ("import sys, archlint; archlint.lint(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'torch imported'; print('ok')")
-    path = ROOT / "fixtures" / "models" / "core_chain_legacy.onnx"
-    if not path.exists():
-        pytest.skip("fixture not built")
+    path = fixture_path("core_chain_legacy.onnx")
     done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "ok", done.stderr
 
@@ -278,7 +276,6 @@ def test_factory_reference_on_the_command_line(tmp_path):
 def test_common_layers_are_traced_without_importing_torch_compile_machinery():
     """Conv, BatchNorm, activations, pooling, residual adds, flatten and linear get their
     shapes without meta kernels, whose first call imports torch._dynamo (~2 s)."""
-    pytest.importorskip("torch")
     code = """
 import sys, torch
 from torch import nn
