@@ -5,12 +5,11 @@
 - **Totals** before/after/delta: headline MACs, parameters, the summary receptive field,
   the output shapes (outputs matched by position).
 - **Layers** matched by module path, so that a re-export with the other torch exporter
-  diffs as identical. Before matching, each graph is normalized for the known exporter
-  differences: a single-input ``Concat`` (legacy) is spliced out; a concat feeding only
-  another concat is merged into it (the legacy exporter merges Inception's nested
-  ``torch.cat`` calls, dynamo keeps them); a constant ``Pad`` read only by a conv or pool
-  is folded into that layer's padding (dynamo folds ``ZeroPad2d`` into the conv, legacy
-  keeps a ``Pad`` node); ``Flatten`` and ``Reshape`` are one op class.
+  diffs as identical. Both graphs are canonical (:mod:`archlint.canonical`: Pads folded into
+  windows, single-input ``Concat`` spliced out, BatchNorm folded); on top of that, a concat
+  feeding only another concat is merged into it (the legacy exporter merges Inception's
+  nested ``torch.cat`` calls, dynamo keeps them), and ``Flatten`` and ``Reshape`` are one op
+  class.
   Graph inputs match by position (``input.1`` vs ``x``). Layers named by their module path
   match by name. The rest (op-named layers such as ``Flatten``/``Reshape``,
   ``GlobalAveragePool``/``ReduceMean``, and module-named layers an exporter renamed) match
@@ -41,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine.baseline import canonical_layer, fingerprint
-from .graph import SPATIAL_OPS, Graph, Layer, Op
+from .graph import Graph, Layer, Op
 from .report import Finding, Report, Severity, number
 
 __all__ = ["LayerChange", "ModelDiff", "diff_graphs", "diff_models", "match_layers", "DIFF_SCHEMA_VERSION"]
@@ -71,15 +70,13 @@ def weight_params(layer: Layer) -> int:
 
 @dataclass
 class _View:
-    """A graph seen through the exporter normalizations: kept layers and their producers."""
+    """A graph with nested concats merged: kept layers and their producers."""
 
     graph: Graph
     report: Report
     order: list[str]
     producers: dict[str, list[str]]
     alias: dict[str, str]  # removed layer -> the kept layer standing for it
-    #: windowed layer -> (pads_begin, pads_end) of a constant Pad spliced into it
-    folded_pads: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:
         return self.graph.layer(name)
@@ -94,21 +91,9 @@ def _view(graph: Graph, report: Report) -> _View:
         return name
 
     producers: dict[str, list[str]] = {}
-    folded: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
-    outputs = set(graph.graph.get("outputs", ()))
     for name in graph.order():
         layer = graph.layer(name)
         ins = [resolve(p) for p in graph.inputs_of(name)]
-        if layer.op is Op.CONCAT and len(ins) == 1:
-            alias[name] = ins[0]
-            continue
-        consumers = list(graph.successors(name))
-        if layer.op is Op.PAD and len(ins) == 1 and len(consumers) == 1 and name not in outputs \
-                and layer.mode in ("", "constant") and layer.pads_begin \
-                and graph.layer(consumers[0]).op in SPATIAL_OPS:
-            alias[name] = ins[0]  # the exporter may fold a zero pad into the conv's own padding
-            folded[consumers[0]] = (layer.pads_begin, layer.pads_end)
-            continue
         if layer.op is Op.CONCAT:
             merged = []
             for p in ins:
@@ -123,7 +108,7 @@ def _view(graph: Graph, report: Report) -> _View:
             ins = merged
         producers[name] = ins
     order = [n for n in graph.order() if n in producers]
-    return _View(graph, report, order, producers, alias, folded)
+    return _View(graph, report, order, producers, alias)
 
 
 # --- matching -------------------------------------------------------------------------------
@@ -315,19 +300,10 @@ def _layer_entry(view: _View, name: str) -> dict[str, Any]:
             "macs": row.macs if row else 0, "params": weight_params(layer)}
 
 
-def _pads(layer: Layer, view: _View) -> tuple:
-    extra = view.folded_pads.get(layer.name)
-    if not extra:
-        return (layer.pads_begin, layer.pads_end)
-    begin = tuple(a + b for a, b in zip(layer.pads_begin or (0,) * len(extra[0]), extra[0]))
-    end = tuple(a + b for a, b in zip(layer.pads_end or (0,) * len(extra[1]), extra[1]))
-    return (begin, end)
-
-
-def _compare(bl: Layer, hl: Layer, brow, hrow, bv: _View, hv: _View) -> list[tuple[str, Any, Any]]:
+def _compare(bl: Layer, hl: Layer, brow, hrow) -> list[tuple[str, Any, Any]]:
     diffs = []
     pairs = [("output_shape", bl.output_shape, hl.output_shape), ("kernel", bl.kernel, hl.kernel),
-             ("stride", bl.stride, hl.stride), ("padding", _pads(bl, bv), _pads(hl, hv)),
+             ("stride", bl.stride, hl.stride), ("padding", (bl.pads_begin, bl.pads_end), (hl.pads_begin, hl.pads_end)),
              ("dilation", bl.dilation, hl.dilation), ("groups", bl.groups, hl.groups),
              ("macs", brow.macs if brow else 0, hrow.macs if hrow else 0),
              ("params", weight_params(bl), weight_params(hl))]
@@ -395,9 +371,9 @@ def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report
         b = match[h]
         bl, hl = bv.layer(b), hv.layer(h)
         if bl.op is Op.INPUT and hl.op is Op.INPUT:
-            diffs = [d for d in _compare(bl, hl, brows.get(b), hrows.get(h), bv, hv) if d[0] == "output_shape"]
+            diffs = [d for d in _compare(bl, hl, brows.get(b), hrows.get(h)) if d[0] == "output_shape"]
         else:
-            diffs = _compare(bl, hl, brows.get(b), hrows.get(h), bv, hv)
+            diffs = _compare(bl, hl, brows.get(b), hrows.get(h))
         if diffs:
             changed.append(LayerChange(b, h, hl.op.value, tuple(diffs)))
         else:

@@ -90,6 +90,9 @@ class Layer:
     ceil_mode: bool = False
     #: Resize: output/input size ratio per spatial axis, and interpolation mode.
     scales: tuple[float, ...] = ()
+    #: Resize: interpolation mode. Pad: ONNX pad mode ("constant", "reflect", "edge", "wrap").
+    #: Conv and pooling: the mode of a Pad folded into the window's padding ("reflect",
+    #: "edge", "wrap"; "" for zeros), see :mod:`archlint.canonical`.
     mode: str = ""
     #: Resize: ONNX coordinate_transformation_mode ("half_pixel", "asymmetric", "align_corners"...).
     coordinate_mode: str = ""

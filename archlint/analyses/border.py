@@ -8,7 +8,8 @@ TensorFlow's ``SAME`` and PyTorch's ``padding="same"`` do). With less padding th
 shrinks. Each missing output position along an axis is ``s`` pixels of the layer's
 input and ``s * J`` pixels of the model's input, where ``J`` is the effective stride
 (jump) of the layer's input (:mod:`archlint.analyses.receptive_field`). That is the
-layer's *border loss*. Explicit ``Pad`` layers feeding a window count as its padding.
+layer's *border loss*. Explicit ``Pad`` layers feeding a window count as its padding: the
+canonical pass (:mod:`archlint.canonical`) folds them into the window, whatever their mode.
 
 Only windows that overlap along an axis (``d*(k-1) + 1 > s``) are considered there:
 non-overlapping windows (a 2x2 stride-2 pool, a patchify conv) tile the map, and their
@@ -54,9 +55,9 @@ def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
 class BorderLoss:
     """How much one windowed layer shrinks its map beyond ``ceil(n / stride)``, per spatial axis.
 
-    ``padding`` is the padding the layer gets (its own plus that of ``Pad`` layers right
-    before it), ``padding_needed`` the size-keeping padding, ``input_size`` the size before
-    any such ``Pad``, ``kept_size`` the size the layer would produce with that padding,
+    ``padding`` is the padding the layer gets (including ``Pad`` layers folded into it),
+    ``padding_needed`` the size-keeping padding, ``input_size`` the size before any padding,
+    ``kept_size`` the size the layer would produce with that padding,
     ``lost`` the shortfall in the layer's input pixels (missing outputs times stride),
     ``input_stride`` the effective stride of its input and ``pixels`` the loss in model-input
     pixels (``lost * input_stride``; ``None`` where that stride is unknown).
@@ -107,22 +108,6 @@ class BorderLossTotal:
         return tuple(reversed(names))
 
 
-def _pad_chain(graph: Graph, name: str) -> tuple[str, list[int], list[int]]:
-    """Follow ``Pad`` layers up from the window's input: (source, pads before, pads after)."""
-    producers = graph.inputs_of(name)
-    begin = [0] * len(graph.layer(name).kernel)
-    end = list(begin)
-    source = producers[0]
-    while True:
-        layer = graph.layer(source)
-        ups = graph.inputs_of(source)
-        if layer.op is not Op.PAD or len(ups) < 1 or len(layer.pads_begin) != len(begin):
-            return source, begin, end
-        begin = [b + p for b, p in zip(begin, layer.pads_begin)]
-        end = [e + p for e, p in zip(end, layer.pads_end)]
-        source = ups[0]
-
-
 def _keeps_size(layer: Layer) -> bool:
     """Whether the layer's own padding is enough on every axis (or its windows do not overlap)."""
     rank = len(layer.kernel)
@@ -158,16 +143,16 @@ def border_loss(graph: Graph, layer: Layer,
     if layer.op not in _WINDOWS or not layer.kernel:
         return None
     producers = graph.inputs_of(layer.name)
-    if not producers or (graph.layer(producers[0]).op is not Op.PAD and _keeps_size(layer)):
+    if not producers or _keeps_size(layer):
         return None
     out = spatial_dims(layer.output_shape)
-    source, begin, end = _pad_chain(graph, layer.name)
+    source = producers[0]
     size = spatial_dims(graph.layer(source).output_shape)
     if len(out) != len(layer.kernel) or len(size) != len(out):
         return None
     rank = len(out)
     strides, dilations = layer.stride or (1,) * rank, layer.dilation or (1,) * rank
-    own_begin, own_end = layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank
+    begin, end = layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank
     kept, lost, needed = [], [], []
     for axis, (n, m) in enumerate(zip(size, out)):
         k, s, d = layer.kernel[axis], strides[axis], dilations[axis]
@@ -175,7 +160,7 @@ def border_loss(graph: Graph, layer: Layer,
         keep = -(-n // s)
         kept.append(keep)
         overlapping = d * (k - 1) + 1 > s
-        padding = begin[axis] + own_begin[axis] + end[axis] + own_end[axis]
+        padding = begin[axis] + end[axis]
         under_padded = padding < d * (k - 1)
         dense = spans_whole_axis(n, k, d, padding)  # one window over the whole axis: dense, not shrinking
         lost.append((keep - m) * s if overlapping and under_padded and not dense and m < keep else 0)
@@ -184,7 +169,7 @@ def border_loss(graph: Graph, layer: Layer,
     field = fields.get(source) if fields is not None else None
     stride = field.stride if field is not None and not field.is_global and len(field.axes) == len(out) else None
     pixels = tuple(Fraction(v) * j for v, j in zip(lost, stride)) if stride is not None else None
-    padding = tuple((b + pb, e + pe) for b, pb, e, pe in zip(begin, own_begin, end, own_end))
+    padding = tuple(zip(begin, end))
     return BorderLoss(layer.name, tuple(size), tuple(out), tuple(kept), padding, tuple(needed),
                       tuple(lost), stride, pixels)
 

@@ -3,7 +3,8 @@
 ``load_graph`` picks the frontend from what it is given. The ONNX path never imports torch:
 the PyTorch frontend (``torch_*`` modules) is imported only for a
 ``torch.nn.Module`` or ``torch.export.ExportedProgram``, a ``.pt2``/``.pt``/``.pth`` file,
-or a ``pkg.module:factory`` reference.
+or a ``pkg.module:factory`` reference. Every graph goes through the canonical pass
+(:mod:`archlint.canonical`) before it is returned.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..canonical import canonical_graph
 from ..errors import ModelLoadError
 from ..graph import Graph
 
@@ -44,7 +46,7 @@ def is_torch_reference(model: Any) -> bool:
 
 def load_graph(model: Any, input_shapes: InputShapes = None, example_inputs: Any = None,
                unsafe_load_pickle: bool = False) -> Graph:
-    """Graph of ``model``.
+    """Canonical graph of ``model`` (:func:`archlint.canonical.canonical_graph` of its frontend's graph).
 
     Parameters
     ----------
@@ -66,6 +68,11 @@ def load_graph(model: Any, input_shapes: InputShapes = None, example_inputs: Any
     ModelLoadError
         The model cannot be read; the message names the file and the problem.
     """
+    return canonical_graph(_frontend_graph(model, input_shapes, example_inputs, unsafe_load_pickle))
+
+
+def _frontend_graph(model: Any, input_shapes: InputShapes, example_inputs: Any, unsafe_load_pickle: bool) -> Graph:
+    """The graph as the model's frontend builds it, before the canonical pass."""
     if is_torch_reference(model):
         from .torch_files import load_torch
 

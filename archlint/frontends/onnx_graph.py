@@ -24,7 +24,7 @@ from ..records import frozen_record
 from .construction import Definition
 from .construction_onnx import onnx_definitions
 from .einsum import einsum_contraction
-from .naming import containers, unique_names
+from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
 from .sources import source_from_trace
 
@@ -164,33 +164,23 @@ class _Builder:
         return source_from_trace(trace) if trace is not None else None
 
     def _names(self, nodes: list[_LayerNode]) -> list[tuple[str, str, Source | None, str | None]]:
-        """(name, origin, source, module path) for each layer node, names unique, in graph order.
+        """(name, origin, source, module path) for each layer node, names unique, in graph order (:mod:`.naming`).
 
         The module path is the module the layer belongs to (its weight's module, else its
         scope), before names are made unique; ``None`` where the model names no module.
         """
-        scopes = [self._scope(n.node) for n in nodes]
-        outer = containers(scopes)
-        by_scope: dict[str, set[str]] = defaultdict(set)
-        for n, scope in zip(nodes, scopes):
-            if scope is not None:
-                by_scope[scope].add(n.node.op_type)
-        raw: list[tuple[str, str, Source | None, str | None]] = []
-        for n, scope in zip(nodes, scopes):
-            node = n.node
-            module = self._weight_module(node, n.op)
-            if module is not None:
-                source = self._source_line(node.meta) if scope == module else None
-                raw.append((module, "module", source, module))
-            elif scope is None:
-                raw.append((node.name or node.op_type, "node", None, None))
-            elif scope and scope not in outer and len(by_scope[scope]) == 1:
-                raw.append((scope, "module", self._source_line(node.meta), scope))
-            else:
-                raw.append((f"{scope}/{node.op_type}" if scope else node.op_type, "scope",
-                            self._source_line(node.meta), scope))
-        names = unique_names([r[0] for r in raw], reserved=self.producer_names)
-        return [(name, origin, source, path) for name, (_, origin, source, path) in zip(names, raw)]
+        hints = []
+        for n in nodes:
+            scope = self._scope(n.node)
+            hints.append(NameHint(scope, n.node.op_type, self._weight_module(n.node, n.op), n.node.name))
+        named = layer_names(hints, reserved=self.producer_names)
+        result = []
+        for n, hint, (name, origin) in zip(nodes, hints, named):
+            # a weight module's source line is the node's only when the node runs in that module
+            known = hint.scope is not None and (hint.weight_module is None or hint.scope == hint.weight_module)
+            path = hint.weight_module if hint.weight_module is not None else hint.scope
+            result.append((name, origin, self._source_line(n.node.meta) if known else None, path))
+        return result
 
     def _definitions(self, nodes: list[_LayerNode], paths: list[str | None]) -> list:
         """Construction lines of the layers (torch exports only; see :mod:`.construction_onnx`)."""

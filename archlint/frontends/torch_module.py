@@ -8,7 +8,6 @@ turns a traced fx graph into layers; the other jobs have their own modules:
 - :mod:`.torch_inputs`: meta tensors shaped like the inputs;
 - :mod:`.torch_trace`: ``torch.fx`` symbolic tracing and meta-tensor shapes with shortcuts;
 - :mod:`.torch_ops`: op tables, fx node -> canonical op with ONNX-style fields;
-- :mod:`.torch_batchnorm`: BatchNorm folding into the preceding conv;
 - :mod:`.naming`: layer names (shared with the ONNX frontend).
 
 Tracing
@@ -23,12 +22,12 @@ Naming
     names. Inputs keep the argument names of ``forward``.
 
 BatchNorm
-    Folded into a directly preceding conv as both ONNX exporters do (:mod:`.torch_batchnorm`).
-    The folded BatchNorm's parameters (scale and shift) are counted on the convolution, so on
-    this path total parameters equal ``sum(p.numel() for p in module.parameters())`` for
-    models that use each parameter once (parameters are counted per use, as on the ONNX
-    path). An ONNX file instead stores one merged bias, so a conv without bias followed by
-    BatchNorm has ``C`` fewer parameters there.
+    Kept as a layer here; the canonical pass (:mod:`archlint.canonical`) folds one that
+    directly follows a conv into it, as both ONNX exporters do. Its parameters (scale and
+    shift) are then counted on the convolution, so on this path total parameters equal
+    ``sum(p.numel() for p in module.parameters())`` for models that use each parameter once
+    (parameters are counted per use, as on the ONNX path). An ONNX file instead stores one
+    merged bias, so a conv without bias followed by BatchNorm has ``C`` fewer parameters there.
 
 Source lines
     Each layer carries the innermost Python frame outside torch's own package: recorded
@@ -50,7 +49,6 @@ from ..errors import ModelLoadError, ShapeError
 from ..graph import Graph, Layer, Op, Source
 from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace
-from .torch_batchnorm import fold_batchnorm
 from .torch_inputs import meta_inputs, real_like
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name, shape_of,
                         target_name)
@@ -149,7 +147,6 @@ class _Entry:
     out_shape: tuple[int, ...] | None
     in_shapes: tuple
     key: str = ""
-    folded: bool = False
     name: str = ""
     origin: str = ""
     extra: dict = field(default_factory=dict)
@@ -214,9 +211,8 @@ class _Converter:
                 self._outputs(node)
             elif node.op in ("call_module", "call_function", "call_method"):
                 self._call(node)
-        self.outputs, folded = fold_batchnorm(self.entries, self.outputs, self.producer)
         self._name()
-        return self._graph(folded)
+        return self._graph()
 
     def _placeholder(self, node: fx.Node) -> None:
         if self.roles is not None and self.roles.get(node.name, ("input",))[0] != "input":
@@ -316,17 +312,13 @@ class _Converter:
         self.producer[node] = (key, 0)
 
     def _name(self) -> None:
-        entries = [e for e in self.entries.values() if not e.folded]
+        entries = list(self.entries.values())
         hints = [NameHint(e.scope, e.otype, e.weight_module) for e in entries]
         for e, (name, origin) in zip(entries, layer_names(hints, reserved=[key for key, _ in self.inputs])):
             e.name, e.origin = name, origin
 
-    def _graph(self, folded: int) -> Graph:
-        notes = []
-        if folded:
-            notes.append(f"{folded} BatchNorm layer(s) directly after a conv folded into it, as the ONNX exporters "
-                         "do; their parameters are counted on the conv")
-        graph = Graph(model=self.source, format="torch", notes=notes, unsupported_ops=self.unsupported,
+    def _graph(self) -> Graph:
+        graph = Graph(model=self.source, format="torch", notes=[], unsupported_ops=self.unsupported,
                       inputs=[], outputs=[])
         names: dict[str, str] = {}
         for key, shape in self.inputs:
@@ -335,8 +327,6 @@ class _Converter:
             graph.graph["inputs"].append(key)
             names[key] = key
         for e in self.entries.values():
-            if e.folded:
-                continue
             names[e.key] = e.name
             in_shapes = tuple(self._input_shape(k, i) for k, i in e.inputs)
             graph.add_node(e.name, layer=Layer(

@@ -46,6 +46,8 @@ _MUL_TYPES = {"mul": "Mul", "imul": "Mul", "rmul": "Mul", "div": "Div", "truediv
 _NORM_FUNCS = {"batch_norm", "group_norm", "layer_norm", "instance_norm", "local_response_norm",
                "normalize", "_native_batch_norm_legit_no_training", "_native_batch_norm_legit",
                "native_batch_norm", "native_layer_norm", "native_group_norm", "rms_norm"}
+#: PyTorch padding modes -> ONNX Pad modes.
+_PAD_MODES = {"replicate": "edge", "circular": "wrap"}
 #: Functions that return their input (or a copy of it): no layer.
 ALIASES = {"dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
            "feature_dropout", "contiguous", "clone", "detach", "to", "float", "type", "type_as", "identity",
@@ -149,7 +151,11 @@ class OpSpecs:
         x = self._x(data)
         if isinstance(m, nn.modules.conv._ConvNd):
             transposed = isinstance(m, nn.modules.conv._ConvTransposeNd)
-            return self._conv(x, tuple(m.weight.shape), m.stride, m.padding, m.dilation, m.groups, transposed)
+            op, otype, fields = self._conv(x, tuple(m.weight.shape), m.stride, m.padding, m.dilation, m.groups,
+                                           transposed)
+            if m.padding_mode != "zeros" and any(fields["pads_begin"] + fields["pads_end"]):
+                fields["mode"] = _PAD_MODES.get(m.padding_mode, m.padding_mode)  # as a folded Pad's mode
+            return op, otype, fields
         if isinstance(m, nn.Linear):
             return Op.LINEAR, "Gemm", dict(in_channels=m.in_features, out_channels=m.out_features)
         if isinstance(m, nn.modules.pooling._MaxPoolNd):
@@ -274,7 +280,7 @@ class OpSpecs:
                     "replication_pad1d", "replication_pad2d", "replication_pad3d"):
             mode = argument(node, 2, "mode", "constant") if name == "pad" else (
                 "reflect" if name.startswith("reflection") else "edge" if name.startswith("replication") else "constant")
-            mode = {"replicate": "edge"}.get(mode, mode)
+            mode = _PAD_MODES.get(mode, mode)
             return self._pad(x, argument(node, 1, "pad" if name != "pad" else ("pad",), ()), mode)
         if name in _SPLITS:
             return Op.SLICE, "Split", {}
