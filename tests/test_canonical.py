@@ -99,7 +99,9 @@ def test_a_reflect_pad_becomes_the_windows_padding_and_keeps_its_mode(torch, tmp
     assert (conv.pads_begin, conv.pads_end, conv.mode) == ((1, 1), (1, 1), "reflect")
     assert conv.input_shapes[0] == (1, 4, 16, 16) and conv.output_shape == (1, 4, 8, 8)
     report = archlint.lint(model, input_shapes=(1, 4, 16, 16))
-    with torch.utils.flop_counter.FlopCounterMode(display=False) as counter:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
         module(x)
     assert 2 * report.summary.macs == counter.get_total_flops()
     row, = [r for r in report.layers if r.name == conv.name]
