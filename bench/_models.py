@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import warnings
 from pathlib import Path
 
 MODELS = Path(__file__).resolve().parent / ".models"
@@ -34,13 +30,6 @@ def exported(arch: str, exporter: str, size: int = 224) -> Path:
         return path
     import torch
 
-    model = getattr(torchvision_models(), arch)().eval()
-    x = torch.randn(1, 3, size, size)
-    logging.getLogger("torch").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        if exporter == "legacy":
-            torch.onnx.export(model, (x,), str(path), dynamo=False, opset_version=17)
-        else:
-            torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=True)
-    return path
+    from archlint.export import export_onnx
+
+    return export_onnx(getattr(torchvision_models(), arch)(), torch.randn(1, 3, size, size), path, exporter)

@@ -1,5 +1,5 @@
-"""Shared test helpers: quiet torch exports, a session cache of exported torchvision models,
-and the fixture models of ``fixtures/specs/core.py``.
+"""Shared test helpers: a session cache of exported torchvision models, the fixture models of
+``fixtures/specs/core.py``, hand-built ONNX models and a counter of work for complexity tests.
 
 Exporting the six torchvision reference models with both exporters takes one to two
 minutes, so each is exported at most once per session, and only when a test asks for it.
@@ -8,18 +8,16 @@ Set ``ARCHLINT_TEST_CACHE=/some/dir`` to keep the exports between sessions.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
-import logging
 import os
 import subprocess
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from archlint.export import export_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
@@ -40,32 +38,6 @@ def import_torchvision():
     import torchvision
 
     return torchvision
-
-
-@contextlib.contextmanager
-def quiet():
-    """Silence the exporters' warnings, log lines and progress prints."""
-    logging.getLogger("torch").setLevel(logging.ERROR)
-    logging.getLogger("onnxscript").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
-def export(module, x, path: Path, exporter: str, **kwargs) -> Path:
-    """Export ``module`` on example input ``x`` to ``path`` with the ``legacy`` or ``dynamo`` exporter."""
-    import torch
-
-    module.eval()
-    with quiet():
-        if exporter == "legacy":
-            torch.onnx.export(module, (x,), str(path), dynamo=False, opset_version=17,
-                              input_names=["x"], **kwargs)
-        else:
-            Path(f"{path}.data").unlink(missing_ok=True)
-            torch.onnx.export(module, (x,), str(path), dynamo=True, external_data=True,
-                              input_names=["x"], **kwargs)
-    return path
 
 
 def _load_script(path: Path, name: str):
@@ -179,7 +151,7 @@ class Zoo:
             import torch
 
             torch.manual_seed(0)
-            export(getattr(torchvision.models, name)().eval(), torch.randn(1, 3, 224, 224), path, "dynamo")
+            export_onnx(getattr(torchvision.models, name)(), torch.randn(1, 3, 224, 224), path, "dynamo")
         return [path]
 
     def _build(self, name: str) -> ZooModel:
@@ -207,7 +179,7 @@ class Zoo:
         for exporter in ("legacy", "dynamo"):
             path = self.folder / f"{name}_{exporter}.onnx"
             if not path.exists():
-                export(model, x, path, exporter)
+                export_onnx(model, x, path, exporter)
             paths[exporter] = path
         return ZooModel(name, published, paths, flops, counter.get_total_flops(),
                         {n: m.weight.numel() for n, m in weighted.items()}, weighted)
@@ -291,5 +263,5 @@ def resnet_stride_in_1x1(zoo):
         block.conv1.stride, block.conv2.stride = (2, 2), (1, 1)
     path = zoo.folder / "resnet50_stride_in_1x1_legacy.onnx"
     if not path.exists():
-        export(head, torch.randn(1, 3, 224, 224), path, "legacy")
+        export_onnx(head, torch.randn(1, 3, 224, 224), path, "legacy")
     return base.paths["dynamo"], path, tv.models.resnet50().eval(), head

@@ -10,6 +10,7 @@ import pytest
 
 from archlint.api import lint_graph
 from archlint.diff import diff_graphs, diff_models
+from archlint.export import export_onnx
 from archlint.frontends import load_graph
 from conftest import RESNET_DOWNSAMPLING_BLOCKS, count_calls, fixture_path, load_synthetic, run_cli
 
@@ -46,8 +47,6 @@ def test_default_input_names_are_matched(tmp_path, specs):
     """Legacy export without input_names names the input ``input.1``; dynamo calls it ``x``."""
     import torch
 
-    from conftest import quiet
-
     spec = __import__("importlib.util").util.spec_from_file_location(
         "diff_specs", Path(__file__).resolve().parent.parent / "fixtures" / "specs" / "diff.py")
     module = __import__("importlib.util").util.module_from_spec(spec)
@@ -56,8 +55,7 @@ def test_default_input_names_are_matched(tmp_path, specs):
     net, shape = module.budget_net()
     net.eval()
     legacy = tmp_path / "legacy.onnx"
-    with quiet():
-        torch.onnx.export(net, (torch.randn(*shape),), str(legacy), dynamo=False, opset_version=17)
+    export_onnx(net, torch.randn(*shape), legacy, "legacy", input_names=None)
     d = diff_models(legacy, fixture_path("budget_net_dynamo.onnx"))
     assert list(d.base.summary.inputs) != list(d.head.summary.inputs)  # really different names
     assert d.identical

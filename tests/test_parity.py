@@ -16,10 +16,10 @@ import pytest
 import torch
 
 import archlint
+from archlint.export import EXPORTERS, export_onnx
 
-from conftest import ROOT, ZOO, export, fixture_path, import_torchvision, load_build_script
+from conftest import ROOT, ZOO, fixture_path, import_torchvision, load_build_script
 
-EXPORTERS = ("legacy", "dynamo")
 WEIGHTED = ("conv", "conv_transpose", "linear")
 WINDOWED = WEIGHTED + ("max_pool", "avg_pool", "global_pool")
 ARCHS = {"resnet18": ({}, 224), **{name: (kwargs, size) for name, (kwargs, size, _) in ZOO.items()
@@ -84,7 +84,7 @@ def arch_exports(zoo):
                 for exporter in EXPORTERS:
                     path = zoo.folder / f"{name}_{exporter}.onnx"
                     if not path.exists():
-                        export(module, x, path, exporter)
+                        export_onnx(module, x, path, exporter)
                     paths[exporter] = path
             cache[name] = (module, (1, 3, size, size), paths)
         return cache[name]

@@ -12,8 +12,9 @@ from fractions import Fraction
 import pytest
 
 import archlint
+from archlint.export import export_onnx
 
-from conftest import export, fixture_path, load_specs
+from conftest import fixture_path, load_specs
 
 F = Fraction
 
@@ -228,7 +229,7 @@ def test_pooled_and_dilated_branches_equal_the_gradient_support(tmp_path):
             return self.out(self.rect(y) * 2)
 
     module = Pooled()
-    path = export(module, torch.randn(1, 3, 96, 96), tmp_path / "pooled.onnx", "legacy")
+    path = export_onnx(module, torch.randn(1, 3, 96, 96), tmp_path / "pooled.onnx", "legacy")
     report = archlint.lint(path)
     assert _field(report.layer("proj")) == ((3, 3), (2, 2), (1, 1))
     assert _field(report.layer("dil")) == ((15, 15), (2, 2), (7, 7))
@@ -266,5 +267,5 @@ def test_upsampling_field_contains_the_gradient_support_at_every_phase(tmp_path,
     module.add_module("conv", nn.Conv2d(3, 4, 3, padding=1))
     module.add_module("up", nn.Upsample(scale_factor=2, mode=mode))
     module.add_module("out", nn.Conv2d(4, 2, 1))
-    path = export(module, torch.randn(1, 3, 48, 48), tmp_path / "up.onnx", "legacy")
+    path = export_onnx(module, torch.randn(1, 3, 48, 48), tmp_path / "up.onnx", "legacy")
     _check_contains_gradient_support(archlint.lint(path), module, ["up"])

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import math
-import warnings
 from pathlib import Path
 
 import pytest
 
 from archlint.api import Config, Layer, Op, lint, lint_graph, separable_cost
+from archlint.export import export_onnx
 from archlint.rules.depthwise import ReplaceableStandardConv, get_rules
 from conftest import chain_graph
 
@@ -126,11 +123,7 @@ def _export(module, path: Path) -> Path:
     import torch
 
     torch.manual_seed(0)
-    logging.getLogger("torch").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.randn(1, 3, 224, 224),), str(path), dynamo=False, opset_version=17)
-    return path
+    return export_onnx(module, torch.randn(1, 3, 224, 224), path, "legacy")
 
 
 @pytest.fixture(scope="session")

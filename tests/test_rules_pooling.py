@@ -23,7 +23,7 @@ from archlint.analyses.receptive_field import receptive_fields
 from archlint.engine.registry import discover_rules
 
 _EXPORT_VGG16 = textwrap.dedent("""
-    import contextlib, io, logging, sys, warnings
+    import sys
     import torch
     _lib = torch.library.Library("torchvision", "DEF")
     _lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
@@ -35,11 +35,8 @@ _EXPORT_VGG16 = textwrap.dedent("""
         for m in model.modules():
             if getattr(m, "bias", None) is not None:
                 m.bias.fill_(0.01)
-    logging.getLogger("torch").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (torch.randn(1, 3, 224, 224),), sys.argv[1], dynamo=True,
-                          external_data=True, input_names=["x"])
+    from archlint.export import export_onnx
+    export_onnx(model, torch.randn(1, 3, 224, 224), sys.argv[1], "dynamo")
 """)
 
 
