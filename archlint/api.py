@@ -6,13 +6,14 @@ Rule/Option/RuleContext/Finding/Severity types, and the analysis results they qu
 
 from __future__ import annotations
 
+from .analyses import Analysis
 from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_loss_ends, border_losses,
                               cumulative_border_losses, same_padding)
 from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
 from .analyses.sampling import (AxisCoverage, StrideStep, WindowCoverage, axis_coverage, covered_windows,
-                                stride_steps, window_coverage)
+                                stride_steps, unread_windows, window_coverage)
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
@@ -23,13 +24,13 @@ from .report import Finding, Report, Severity
 from .rule import Option, Rule, RuleContext
 
 __all__ = [
-    "lint", "lint_graph", "Config", "Report", "Finding", "Severity", "Rule", "Option", "RuleContext",
+    "lint", "lint_graph", "Config", "Report", "Finding", "Severity", "Rule", "Option", "RuleContext", "Analysis",
     "Graph", "Layer", "Op", "Source", "WEIGHTED_OPS", "POOL_OPS", "SPATIAL_OPS",
     "Cost", "layer_macs", "ReceptiveField", "AxisField", "spatial_dims", "window_output_size",
     "BorderLoss", "BorderLossTotal", "border_loss", "border_losses", "cumulative_border_losses",
     "border_loss_ends", "same_padding", "SeparableCost", "separable_cost",
     "PlainChain", "plain_chains", "weighted_depths", "AxisCoverage", "WindowCoverage", "axis_coverage",
-    "window_coverage", "covered_windows", "StrideStep", "stride_steps",
+    "window_coverage", "covered_windows", "unread_windows", "StrideStep", "stride_steps",
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
     "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
 ]

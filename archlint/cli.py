@@ -60,7 +60,8 @@ def _parse_options(values: tuple[str, ...]) -> dict[str, str]:
     for item in values:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
-            raise ConfigError(f"--set {item!r}: expected NAME=VALUE, e.g. --set max-plain-depth=10")
+            raise ConfigError(f"--set {item!r}: expected RULE.OPTION=VALUE, e.g. --set deep-chain-without-skip."
+                              "max-plain-depth=10")
         options[name.strip()] = value.strip()
     return options
 
@@ -155,7 +156,8 @@ def _model_options(command):
                      help="Pin input dimensions, e.g. 1,3,224,224 or image:1,3,224,224 (repeatable)."),
         click.option("--select", multiple=True, metavar="CODES", help="Rules to run: codes, prefixes, names or ALL."),
         click.option("--ignore", multiple=True, metavar="CODES", help="Rules to skip."),
-        click.option("--set", "option_values", multiple=True, metavar="NAME=VALUE", help="Set a rule option."),
+        click.option("--set", "option_values", multiple=True, metavar="RULE.OPTION=VALUE",
+                     help="Set a rule option; RULE is the rule's code or name (see --explain)."),
         click.option("--fail-on", type=click.Choice([s.value for s in Severity]), default=None,
                      help="Lowest severity of a finding (for diff: of a new finding) that makes the exit "
                           "code 1 [default: warning]."),
@@ -179,27 +181,55 @@ def _config_from_flags(flags: dict):
     config = _load_config(flags["config_path"], flags["isolated"])
     return config.override(
         select=_split(flags["select"]), ignore=_split(flags["ignore"]),
-        options={**_parse_options(flags["option_values"]), **_budget_values(flags)} or None,
+        options={**_parse_options(flags["option_values"]), **_rule_flag_values(flags)} or None,
         fail_on=Severity(flags["fail_on"]) if flags["fail_on"] else None,
         input_shapes=parse_input_shapes(flags["input_shape"]) if flags["input_shape"] else None,
         rules_paths=(config.rules_paths + tuple(flags["rules_path"])) if flags["rules_path"] else None)
 
 
-#: Budget flags -> rule options (AL6xx); each off unless given.
-_BUDGETS = (("max_macs", "max-macs", "N", "Budget: largest headline MAC count, e.g. 4.5G (AL601)."),
-            ("max_params", "max-params", "N", "Budget: largest parameter count, e.g. 30M (AL602)."),
-            ("max_peak_activation", "max-peak-activation", "N",
-             "Budget: largest sum of live activation elements, e.g. 2M (AL603)."),
-            ("min_receptive_field", "min-receptive-field", "SHARE",
-             "Budget: smallest summary receptive field as a share of the input, e.g. 50% (AL604)."),
-            ("max_macs_increase", "max-macs-increase", "SHARE",
-             "Budget: largest MAC growth over the baseline or BASE, e.g. 5% (AL605)."))
+#: Command-line parameter name -> qualified option (``CODE.name``) of each rule-option flag.
+_RULE_FLAGS: dict[str, str] = {}
+
+
+def _rule_flag_params(taken: set[str]) -> list[click.Option]:
+    """A ``--NAME VALUE`` flag for each option an installed rule declares with ``flag=True``.
+
+    Rules loaded with ``--rules-path`` are not known before the flags are parsed; their
+    options are set with ``--set``. A flag that clashes with another is a one-line error.
+    """
+    from .engine.registry import discover_rules
+    from .errors import RuleError
+
+    params, owners = [], {}
+    for rule in discover_rules():
+        for opt in rule.options:
+            if not opt.flag:
+                continue
+            flag = f"--{opt.name}"
+            if flag in taken or flag in owners:
+                raise RuleError(f"rule {rule.code}: option flag {flag} clashes with "
+                                f"{owners.get(flag, 'a built-in flag')}; set it with --set {rule.code}.{opt.name}=VALUE")
+            owners[flag] = f"{rule.code}.{opt.name}"
+            param = f"rule_flag_{len(_RULE_FLAGS)}"
+            _RULE_FLAGS[param] = owners[flag]
+            params.append(click.Option([flag, param], metavar=opt.metavar, default=None,
+                                       help=f"{opt.help} [{owners[flag]}]"))
+    return params
+
+
+class _RuleFlagsCommand(click.Command):
+    """A command that also offers the rules' option flags, found when it is first parsed or helped."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        if not getattr(self, "_rule_params", None):
+            taken = {opt for p in params for opt in getattr(p, "opts", ())}
+            self._rule_params = _rule_flag_params(taken)
+        return params[:-1] + self._rule_params + params[-1:]  # the help option stays last
 
 
 def _review_options(command):
-    """Budget and counting-convention flags, shared by the check and diff commands."""
-    for dest, name, metavar, text in reversed(_BUDGETS):
-        command = click.option(f"--{name}", dest, metavar=metavar, default=None, help=text)(command)
+    """Counting-convention flags, shared by the check and diff commands (rule-option flags come with the command)."""
     command = click.option("--count-include", "count_include", metavar="KINDS", default=None,
                            help="Add to the count: bias, norm, activation, pooling, elementwise, resize, "
                                 "all (comma-separated).")(command)
@@ -208,8 +238,9 @@ def _review_options(command):
     return command
 
 
-def _budget_values(flags: dict) -> dict[str, str]:
-    return {name: flags[dest] for dest, name, _, _ in _BUDGETS if flags.get(dest) is not None}
+def _rule_flag_values(flags: dict) -> dict[str, str]:
+    return {_RULE_FLAGS[param]: value for param, value in flags.items()
+            if param in _RULE_FLAGS and value is not None}
 
 
 def _convention(flags: dict):
@@ -235,7 +266,7 @@ def _with_convention(report, convention):
     return replace(report, summary=replace(report.summary, notes=report.summary.notes + (note,)))
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=_RuleFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("models", nargs=-1)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="Output format.")
@@ -291,8 +322,8 @@ def cli(models, fmt, output, layers, jobs, list_rules, explain, **flags) -> None
         from .engine.baseline import load_baseline
 
         baselines = [load_baseline(flags["baseline_path"], p) for p in paths]
-        if len(paths) == 1 and baselines[0].macs is not None and "baseline-macs" not in config.options:
-            config = config.override(options={"baseline-macs": baselines[0].macs})
+        if len(paths) == 1:  # the baseline report is the reference of options that read one
+            config = config.override(reference=baselines[0].summary)
     results = _lint_all(paths, config, jobs or os.cpu_count() or 1, flags["unsafe_load_pickle"])
     for kind, value in results:
         if kind == "config":
@@ -318,7 +349,7 @@ def cli(models, fmt, output, layers, jobs, list_rules, explain, **flags) -> None
     sys.exit(1 if failing and not flags["exit_zero"] else 0)
 
 
-@click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("diff", cls=_RuleFlagsCommand, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("base")
 @click.argument("head")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",

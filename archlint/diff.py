@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.baseline import canonical_layer, fingerprint
+from .engine.baseline import canonical_layer, fingerprint, fingerprint_keys
 from .graph import Graph, Layer, Op
 from .report import Finding, Report, Severity, number
 
@@ -331,7 +331,7 @@ def _delta(before: Any, after: Any) -> Any:
 
 
 def _finding_keys(report: Report, rename: Mapping[str, str], view: _View,
-                  rule_keys: Mapping[str, tuple[str, ...]] | None) -> list[str]:
+                  rule_keys: Mapping[str, tuple[str, ...]]) -> list[str]:
     keys = []
     for f in report.findings:
         layer = rename.get(f.layer, f.layer)
@@ -339,7 +339,7 @@ def _finding_keys(report: Report, rename: Mapping[str, str], view: _View,
         info = {}
         if layer in graph:
             info = {layer: (graph.layer(layer).op.value, graph.layer(layer).source_op)}
-        keys.append(fingerprint(f.code, layer, f.to_dict()["data"], info, (rule_keys or {}).get(f.code)))
+        keys.append(fingerprint(f.code, layer, f.to_dict()["data"], info, rule_keys.get(f.code, ())))
     return keys
 
 
@@ -358,8 +358,7 @@ def _entries_under(entries: Sequence[dict]) -> Callable[[str], list[dict]]:
     return under
 
 
-def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report,
-                rule_keys: Mapping[str, tuple[str, ...]] | None = None) -> ModelDiff:
+def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report) -> ModelDiff:
     """The :class:`ModelDiff` of two linted graphs (reports from :func:`archlint.lint_graph`)."""
     bv, hv = _view(base_graph, base), _view(head_graph, head)
     match = match_layers(bv, hv)
@@ -418,6 +417,7 @@ def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report
     rename = {h: b for h, b in match.items()}
     for removed_name, kept in hv.alias.items():  # findings on spliced layers follow their stand-in
         rename.setdefault(removed_name, match.get(kept, kept))
+    rule_keys = fingerprint_keys(base, head)
     bkeys = _finding_keys(base, {}, bv, rule_keys)
     hkeys = _finding_keys(head, rename, bv, rule_keys)
     pool = Counter(bkeys)
@@ -437,12 +437,11 @@ def diff_graphs(base_graph: Graph, base: Report, head_graph: Graph, head: Report
                      unchanged, tuple(new), tuple(fixed), tuple(same), match)
 
 
-def diff_models(base: Any, head: Any, config=None, *, unsafe_load_pickle: bool = False,
-                rule_keys: Mapping[str, tuple[str, ...]] | None = None) -> ModelDiff:
+def diff_models(base: Any, head: Any, config=None, *, unsafe_load_pickle: bool = False) -> ModelDiff:
     """Lint ``base`` and ``head`` (anything :func:`archlint.lint` accepts) and diff them.
 
-    HEAD is linted with the ``baseline-macs`` budget option set to BASE's MACs, so that
-    ``max-macs-increase`` (AL605) measures the increase over BASE.
+    HEAD is linted with BASE's summary as the reference report, so that options declared
+    with a ``reference`` field (the MAC-growth budget's reference MAC count) read BASE's.
 
     Raises
     ------
@@ -457,8 +456,5 @@ def diff_models(base: Any, head: Any, config=None, *, unsafe_load_pickle: bool =
     base_graph = load_graph(base, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
     base_report = lint_graph(base_graph, config)
     head_graph = load_graph(head, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
-    head_config = config
-    if "baseline-macs" not in config.options:
-        head_config = config.override(options={"baseline-macs": base_report.summary.macs})
-    head_report = lint_graph(head_graph, head_config)
-    return diff_graphs(base_graph, base_report, head_graph, head_report, rule_keys)
+    head_report = lint_graph(head_graph, config.override(reference=base_report.summary.to_dict()))
+    return diff_graphs(base_graph, base_report, head_graph, head_report)

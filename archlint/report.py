@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "Severity", "Edit", "Finding", "LayerRow", "FieldSummary", "Summary", "Report", "number"]
+__all__ = ["SCHEMA_VERSION", "Severity", "Edit", "Finding", "LayerRow", "FieldSummary", "Summary", "RuleInfo",
+           "Report", "number"]
 
 SCHEMA_VERSION = 1
 
@@ -202,8 +203,26 @@ class Summary:
 
 
 @dataclass(frozen=True)
+class RuleInfo:
+    """What a report knows about a rule that ran, as plain data (``Rule.describe()``).
+
+    ``sections`` are the docstring's ``## Section`` blocks in order, then the options
+    generated from the rule's ``Option`` declarations; ``options`` are those declarations
+    as dicts (``name``, ``qualified``, ``type``, ``default``, ``help``, ``aliases``).
+    """
+
+    code: str
+    name: str
+    severity: Severity
+    summary: str
+    sections: tuple[tuple[str, str], ...] = ()
+    options: tuple[dict[str, Any], ...] = field(default=(), compare=False, hash=False)
+    fingerprint_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Report:
-    """Everything one lint run produced for one model."""
+    """Everything one lint run produced for one model; ``rules`` describes the rules that ran."""
 
     model: str
     format: str
@@ -211,6 +230,7 @@ class Report:
     layers: tuple[LayerRow, ...]
     findings: tuple[Finding, ...]
     tool_version: str = ""
+    rules: tuple[RuleInfo, ...] = ()
 
     def failing(self, fail_on: Severity | str = Severity.WARNING) -> tuple[Finding, ...]:
         """Findings at or above ``fail_on``."""

@@ -1,22 +1,36 @@
-"""The shape of a rule: declared metadata, documented options, and a ``check`` that yields findings.
+"""The shape of a rule: its metadata, documented options, declared analyses and a ``check`` yielding findings.
 
-A rule is a class with a code (``AL101``), a kebab-case name, a default severity, the
-analyses it needs, its options and a docstring with fixed sections (``## What it flags``,
-``## Why it matters``, ``## Example``, ``## Fix``). Its ``check(graph, ctx)`` only yields
-:class:`~archlint.report.Finding` objects built with ``ctx.finding``; the engine decides
-whether it runs, with which options, and which findings are suppressed.
+A rule is a class that declares everything the core needs to know about it, so that the
+engine, the CLI, baselines and renderers never name a rule code:
+
+- ``code`` (``AL101``), a kebab-case ``name`` and a default ``severity``;
+- ``options``: :class:`Option` declarations (type, default, help, deprecated aliases, a
+  command-line flag, a value taken from a reference report); their documentation is
+  generated from them (:meth:`Rule.options_doc`), never typed into the docstring;
+- ``analyses``: the cached analyses ``check`` reads through ``ctx.analysis(name)``, by
+  name or as :class:`~archlint.analyses.Analysis` objects the rule brings along;
+- ``fingerprint_keys``: the ``data`` keys that say which flaw a finding is, for baselines
+  and ``archlint diff`` (never option limits nor measurements that move with other layers);
+- a docstring with fixed sections (``## What it flags``, ``## Why it matters``,
+  ``## Example``, ``## Fix``).
+
+``check(graph, ctx)`` only yields :class:`~archlint.report.Finding` objects built with
+``ctx.finding``; the engine decides whether it runs, with which options, and which
+findings are suppressed.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from .analyses import ANALYSES, Analysis
 from .errors import RuleError
 from .graph import Graph
-from .report import Finding, Severity
+from .report import Finding, RuleInfo, Severity
 
 __all__ = ["Option", "Rule", "RuleContext", "DOC_SECTIONS"]
 
@@ -28,12 +42,23 @@ _NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 @dataclass(frozen=True)
 class Option:
-    """A documented rule option: kebab-case name, type, default and help text."""
+    """A documented rule option.
+
+    ``name`` is kebab-case and unique within its rule; users write it qualified by the
+    rule's code or name (``AL101.max-plain-depth``). ``aliases`` are former unqualified
+    names still accepted, with a deprecation note. ``flag`` makes the command line offer
+    ``--NAME VALUE``. ``reference`` names a field of a reference report's summary
+    (``"macs"``) that the option takes when the run has one (``archlint diff`` BASE, a
+    ``--baseline`` report) and the user did not set it.
+    """
 
     name: str
     type: type
     default: Any
     help: str
+    aliases: tuple[str, ...] = ()
+    flag: bool = False
+    reference: str | None = None
 
     def parse(self, value: Any) -> Any:
         """Convert a config or command-line value to the option's type."""
@@ -50,6 +75,11 @@ class Option:
             raise ValueError(f"expected an integer, got {value!r}")
         return self.type(value)
 
+    @property
+    def metavar(self) -> str:
+        """How the value is shown in help: the type's ``metavar`` or its upper-cased name."""
+        return getattr(self.type, "metavar", self.type.__name__.upper())
+
 
 class Rule:
     """Base class of all rules, built-in and third-party. See the module docstring."""
@@ -58,9 +88,13 @@ class Rule:
     name: ClassVar[str]
     severity: ClassVar[Severity] = Severity.WARNING
     options: ClassVar[tuple[Option, ...]] = ()
+    analyses: ClassVar[tuple[str | Analysis, ...]] = ()
+    fingerprint_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("abstract", False):
+            return  # a base class for a kind of rule (e.g. a budget), not a rule itself
         where = f"{cls.__module__}.{cls.__qualname__}"
         if not _CODE.match(getattr(cls, "code", "")):
             raise RuleError(f"rule {where}: code {getattr(cls, 'code', None)!r} is not letters + 3 digits")
@@ -69,9 +103,21 @@ class Rule:
         missing = [s for s in DOC_SECTIONS if f"## {s}" not in (cls.__doc__ or "")]
         if missing:
             raise RuleError(f"rule {where} ({cls.code}): docstring lacks sections {missing}")
+        if "## Options" in (cls.__doc__ or ""):
+            raise RuleError(f"rule {cls.code}: the docstring has an '## Options' section; options are "
+                            "documented by their Option declarations (name, type, default, help)")
+        names = [opt.name for opt in cls.options]
         for opt in cls.options:
-            if not _NAME.match(opt.name):
-                raise RuleError(f"rule {cls.code}: option {opt.name!r} is not kebab-case")
+            if not all(_NAME.match(n) for n in (opt.name, *opt.aliases)):
+                raise RuleError(f"rule {cls.code}: option {opt.name!r} or its aliases are not kebab-case")
+            if names.count(opt.name) > 1:
+                raise RuleError(f"rule {cls.code}: option {opt.name!r} is declared twice")
+        for analysis in cls.analyses:
+            if not isinstance(analysis, Analysis) and analysis not in ANALYSES:
+                raise RuleError(f"rule {cls.code}: unknown analysis {analysis!r} in `analyses` "
+                                f"(built-in: {', '.join(ANALYSES)}; or declare an Analysis)")
+        if not all(isinstance(k, str) for k in cls.fingerprint_keys) or isinstance(cls.fingerprint_keys, str):
+            raise RuleError(f"rule {cls.code}: fingerprint_keys must be a tuple of data key names")
 
     @classmethod
     def summary(cls) -> str:
@@ -92,13 +138,52 @@ class Rule:
                 sections[current].append(line)
         return {k: "\n".join(v).strip() for k, v in sections.items()}
 
+    @classmethod
+    def analysis_names(cls) -> tuple[str, ...]:
+        """Names of the analyses the rule declares."""
+        return tuple(a.name if isinstance(a, Analysis) else a for a in cls.analyses)
+
+    @classmethod
+    def options_doc(cls) -> str:
+        """The options part of the rule's documentation, one bullet per option, generated from ``options``.
+
+        Each bullet reads ``- `CODE.name` (type, default D): help``, then the command-line
+        flag, the reference field and any deprecated alias.
+        """
+        lines = []
+        for opt in cls.options:
+            default = "none" if opt.default is None else repr(opt.default)
+            extras = []
+            if opt.flag:
+                extras.append(f"Command line: `--{opt.name} {opt.metavar}`.")
+            if opt.reference:
+                extras.append(f"Set from the reference report's `summary.{opt.reference}` when there is one "
+                              "(`archlint diff` BASE, `--baseline`).")
+            if opt.aliases:
+                extras.append(f"Deprecated name: {', '.join(f'`{a}`' for a in opt.aliases)}.")
+            text = " ".join([f"- `{cls.code}.{opt.name}` ({opt.type.__name__}, default {default}): {opt.help}",
+                             *extras])
+            lines.append(textwrap.fill(text, width=90, subsequent_indent="  ", break_on_hyphens=False))
+        return "\n".join(lines)
+
+    @classmethod
+    def describe(cls) -> RuleInfo:
+        """The rule's metadata as plain data, for reports and renderers."""
+        sections = tuple(cls.doc_sections().items())
+        if cls.options:
+            sections += (("Options", cls.options_doc()),)
+        options = tuple({"name": o.name, "qualified": f"{cls.code}.{o.name}", "type": o.type.__name__,
+                         "default": o.default, "help": o.help, "aliases": list(o.aliases)} for o in cls.options)
+        return RuleInfo(cls.code, cls.name, Severity(cls.severity), cls.summary(), sections, options,
+                        tuple(cls.fingerprint_keys))
+
     def check(self, graph: Graph, ctx: "RuleContext") -> Iterator[Finding]:
         raise NotImplementedError
 
 
 @dataclass
 class RuleContext:
-    """What a rule sees besides the graph: its options and the shared analyses."""
+    """What a rule sees besides the graph: its options and the analyses it declared."""
 
     rule: type[Rule]
     options: Mapping[str, Any]
@@ -106,18 +191,17 @@ class RuleContext:
     _analysis: Callable[[str], Any] = field(repr=False)
 
     def analysis(self, name: str) -> Any:
-        """Result of an analysis by name (``"costs"``, ``"receptive_fields"``, ...), computed once."""
+        """Result of an analysis the rule declares (``"costs"``, ``"receptive_fields"``, ...), computed once.
+
+        Raises
+        ------
+        RuleError
+            The rule does not list ``name`` in its ``analyses``.
+        """
+        if name not in self.rule.analysis_names():
+            raise RuleError(f"rule {self.rule.code} reads analysis {name!r} without declaring it: add it to "
+                            f"the rule's `analyses`")
         return self._analysis(name)
-
-    @property
-    def costs(self):
-        """:func:`archlint.analyses.macs.costs` of the graph."""
-        return self.analysis("costs")
-
-    @property
-    def receptive_fields(self):
-        """:func:`archlint.analyses.receptive_field.receptive_fields` of the graph."""
-        return self.analysis("receptive_fields")
 
     def finding(self, layer: str, message: str, *, fix: str | None = None,
                 data: Mapping[str, Any] | None = None, severity: Severity | None = None) -> Finding:

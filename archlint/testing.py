@@ -10,7 +10,7 @@ A case file holds ``rule: CODE`` and named cases::
           data: {depth: 12, limit: 8}  # listed keys must match exactly; others are ignored
     raised_limit_passes:
       model: plain_chain_12
-      options: {max-plain-depth: 12}
+      options: {AL101.max-plain-depth: 12}
       findings: []
     node_suppressed:
       model: plain_chain_12

@@ -11,8 +11,7 @@ import re
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import (Finding, Graph, Option, Rule, RuleContext, Severity, input_extent, peak_activation,
-                          summary_receptive_field)
+from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, input_extent
 
 __all__ = ["Count", "Ratio", "MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
            "MaxMacsIncrease", "get_rules"]
@@ -23,7 +22,7 @@ _COUNT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s
 
 
 class Count(int):
-    """A non-negative count written with an optional SI suffix.
+    """A non-negative count written with an optional SI suffix (an option type: ``N`` on the command line).
 
     Examples
     --------
@@ -36,6 +35,8 @@ class Count(int):
     ...
     ValueError: expected a count like 4.5G, 30M or 1200, got 'lots'
     """
+
+    metavar = "N"
 
     def __new__(cls, value):
         if value is None or str(value).strip().lower() in ("none", ""):
@@ -56,7 +57,7 @@ class Count(int):
 
 
 class Ratio(float):
-    """A ratio written as a number (``0.05``) or a percentage (``5%``).
+    """A ratio written as a number (``0.05``) or a percentage (``5%``) (an option type: ``SHARE``).
 
     Examples
     --------
@@ -67,6 +68,8 @@ class Ratio(float):
     ...
     ValueError: expected a ratio like 0.05 or 5%, got 'five'
     """
+
+    metavar = "SHARE"
 
     def __new__(cls, value):
         if value is None or str(value).strip().lower() in ("none", ""):
@@ -111,23 +114,22 @@ class MaxMacs(Rule):
     ## Example
     Fixture `budget_net` (1x3x32x32 input: 3x3 conv 3->16 at 32x32, 3x3 conv 16->32 stride 2
     at 16x16, linear 32->10) needs 442,368 + 1,179,648 + 320 = 1,622,336 MACs; with
-    `max-macs = "1.5M"` it gives one finding (1,622,336 > 1,500,000).
+    `AL601.max-macs = "1.5M"` it gives one finding (1,622,336 > 1,500,000).
     ## Fix
     Shrink the costliest layers (see `archlint --layers`): fewer channels, depthwise-separable
     convs, earlier downsampling; or raise the budget knowingly.
-    ## Options
-    - `max-macs`: largest MAC count allowed, SI suffixes allowed (`4.5G`); default none.
     """
 
     code, name, severity = "AL601", "max-macs-exceeded", Severity.ERROR
     options = (Option("max-macs", Count, default=None,
-                      help="Largest headline MAC count allowed (e.g. 4.5G); none by default."),)
+                      help="Largest headline MAC count allowed (e.g. 4.5G).", flag=True),)
+    analyses = ("costs",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-macs"]
         if limit is None:
             return
-        macs = sum(c.macs for c in ctx.costs.values())
+        macs = sum(c.macs for c in ctx.analysis("costs").values())
         if macs > limit:
             yield ctx.finding(_anchor(graph), f"model needs {_si(macs)} MACs, over the budget of {_si(limit)} "
                               f"({macs:,}/{limit:,})", fix="reduce the costliest layers or raise max-macs",
@@ -145,23 +147,22 @@ class MaxParams(Rule):
     Parameters set the download size and the memory for weights on the device.
     ## Example
     Fixture `budget_net` holds 448 + 4,640 + 330 = 5,418 parameters (conv 3->16 3x3 with
-    bias, conv 16->32 3x3 with bias, linear 32->10 with bias); with `max-params = "5k"` it
+    bias, conv 16->32 3x3 with bias, linear 32->10 with bias); with `AL602.max-params = "5k"` it
     gives one finding.
     ## Fix
     Fewer channels, factorized or shared weights, a smaller classifier head; or raise the budget.
-    ## Options
-    - `max-params`: largest parameter count allowed (`30M`); default none.
     """
 
     code, name, severity = "AL602", "max-params-exceeded", Severity.ERROR
     options = (Option("max-params", Count, default=None,
-                      help="Largest parameter count allowed (e.g. 30M); none by default."),)
+                      help="Largest parameter count allowed (e.g. 30M).", flag=True),)
+    analyses = ("costs",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-params"]
         if limit is None:
             return
-        params = sum(c.params for c in ctx.costs.values())
+        params = sum(c.params for c in ctx.analysis("costs").values())
         if params > limit:
             yield ctx.finding(_anchor(graph), f"model has {_si(params)} parameters, over the budget of "
                               f"{_si(limit)} ({params:,}/{limit:,})", fix="reduce channels or raise max-params",
@@ -185,23 +186,23 @@ class MaxPeakActivation(Rule):
     ## Example
     Fixture `budget_net` peaks while its first ReLU runs: the conv's output and the ReLU's
     (16x32x32 = 16,384 elements each) are live, 32,768 elements; with
-    `max-peak-activation = "30k"` it gives one finding.
+    `AL603.max-peak-activation = "30k"` it gives one finding.
     ## Fix
     Downsample earlier, use fewer channels at high resolution, or avoid long-lived skip
     tensors at full resolution.
-    ## Options
-    - `max-peak-activation`: largest live activation size allowed, in elements (`2M`); default none.
     """
 
     code, name, severity = "AL603", "max-peak-activation-exceeded", Severity.ERROR
     options = (Option("max-peak-activation", Count, default=None,
-                      help="Largest sum of live activation elements allowed (e.g. 2M); none by default."),)
+                      help="Largest sum of live activation elements allowed (e.g. 2M).",
+                      flag=True),)
+    analyses = ("peak_activation",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-peak-activation"]
         if limit is None:
             return
-        peak = peak_activation(graph)
+        peak = ctx.analysis("peak_activation")
         if peak.elements > limit:
             yield ctx.finding(
                 _anchor(graph), f"peak activation {_si(peak.elements)} elements while computing "
@@ -226,23 +227,22 @@ class MinReceptiveField(Rule):
     ## Example
     Fixture `budget_net`: the summary field is that of the second conv, 3 + 2 = 5 pixels
     (3x3 then 3x3 stride 2), 5/32 = 15.6% of the 32x32 input; with
-    `min-receptive-field = "50%"` it gives one finding.
+    `AL604.min-receptive-field = "50%"` it gives one finding.
     ## Fix
     Add stages, downsample earlier or use dilated convolutions.
-    ## Options
-    - `min-receptive-field`: smallest field size as a share of the input per axis (`0.5` or `50%`); default none.
     """
 
     code, name, severity = "AL604", "min-receptive-field-not-met", Severity.ERROR
     options = (Option("min-receptive-field", Ratio, default=None,
-                      help="Smallest summary receptive field, as a share of the input per axis (e.g. 50%)."),)
+                      help="Smallest summary receptive field, as a share of the input per axis (e.g. 50%).",
+                      flag=True),)
+    analyses = ("receptive_fields", "summary_receptive_field")
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-receptive-field"]
         if limit is None:
             return
-        fields = ctx.receptive_fields
-        last = summary_receptive_field(graph, fields)
+        fields, last = ctx.analysis("receptive_fields"), ctx.analysis("summary_receptive_field")
         if last is None:
             return
         extent = input_extent(graph, last)
@@ -272,26 +272,24 @@ class MaxMacsIncrease(Rule):
     A budget relative to the current model catches creeping cost in every pull request,
     without fixing an absolute number that goes stale.
     ## Example
-    Fixture `budget_net` needs 1,622,336 MACs; with `baseline-macs = 1500000` and
-    `max-macs-increase = "5%"` it gives one finding (+8.2% > 5%).
+    Fixture `budget_net` needs 1,622,336 MACs; with `AL605.baseline-macs = 1500000` and
+    `AL605.max-macs-increase = "5%"` it gives one finding (+8.2% > 5%).
     ## Fix
     Recover the cost elsewhere, or accept it by raising the limit or refreshing the baseline.
-    ## Options
-    - `max-macs-increase`: largest allowed MAC growth over the reference (`5%`); default none.
-    - `baseline-macs`: the reference MAC count; set by `archlint diff` and `--baseline`.
     """
 
     code, name, severity = "AL605", "max-macs-increase-exceeded", Severity.ERROR
     options = (Option("max-macs-increase", Ratio, default=None,
-                      help="Largest MAC growth over baseline-macs allowed (e.g. 5%); none by default."),
-               Option("baseline-macs", Count, default=None,
-                      help="Reference MAC count; set automatically by archlint diff (BASE) and --baseline."))
+                      help="Largest MAC growth over baseline-macs allowed (e.g. 5%).", flag=True),
+               Option("baseline-macs", Count, default=None, reference="macs",
+                      help="Reference MAC count."))
+    analyses = ("costs",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, base = ctx.options["max-macs-increase"], ctx.options["baseline-macs"]
         if limit is None or base is None:
             return
-        macs = sum(c.macs for c in ctx.costs.values())
+        macs = sum(c.macs for c in ctx.analysis("costs").values())
         allowed = base * (1 + limit)
         if macs > allowed:
             growth = (macs - base) / base if base else float("inf")

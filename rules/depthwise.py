@@ -45,9 +45,6 @@ class ReplaceableStandardConv(Rule):
     Replace the conv by `Conv2d(Cin, Cin, K, stride, padding, dilation, groups=Cin)` followed by
     (normalization, activation and) `Conv2d(Cin, Cout, 1)`. Expect a small accuracy drop;
     widen the network a little if needed. Keep standard convs where they are cheap anyway.
-    ## Options
-    - `min-separable-saving`: smallest saved fraction of the conv's MACs (default 0.5).
-    - `min-separable-in-channels`: skip convs with fewer input channels (default 8).
     """
 
     code, name, severity = "AL401", "replaceable-standard-conv", Severity.INFO
@@ -62,6 +59,7 @@ class ReplaceableStandardConv(Rule):
                     "stem's saving is small in absolute terms (MobileNet itself keeps a standard "
                     "3x3 stem). Set to 1 to check every conv."),
     )
+    fingerprint_keys = ("kernel", "in_channels", "out_channels")  # the conv's definition
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-separable-saving"]

@@ -65,8 +65,6 @@ class UnpaddedShrinkingWindow(Rule):
     split evenly: pad `floor` before and `ceil` after (as TensorFlow `SAME` and PyTorch
     `padding="same"` do), which shifts the map by half a pixel, or prefer an odd kernel.
     Where valid padding is deliberate, suppress the finding for those layers.
-    ## Options
-    - `flag-unpadded-pools`: also check max/average pooling (default true).
     """
 
     code, name, severity = "AL301", "unpadded-shrinking-window", Severity.INFO
@@ -74,6 +72,8 @@ class UnpaddedShrinkingWindow(Rule):
                       help="Also flag overlapping max/average pools (e.g. 3x3 stride 2) without "
                            "padding. Non-overlapping pools (kernel <= stride) are never flagged. "
                            "Turn off where unpadded stem pools are a deliberate choice."),)
+    analyses = ("border_losses",)
+    fingerprint_keys = ("kernel", "stride", "dilation")  # the window that shrinks
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         pools = ctx.options["flag-unpadded-pools"]
@@ -127,8 +127,6 @@ class CumulativeBorderLoss(Rule):
     ## Fix
     Pad the layers AL301 lists (`d*(k-1)/2` per side for odd kernels), starting with those
     at the coarsest effective stride, where each missing pixel costs the most input pixels.
-    ## Options
-    - `max-border-loss`: largest tolerated fraction of the input size (default 0.1).
     """
 
     code, name, severity = "AL302", "cumulative-border-loss", Severity.WARNING
@@ -136,6 +134,7 @@ class CumulativeBorderLoss(Rule):
                       help="Largest fraction of the input side that unpadded windows may trim in total. "
                            "0.1 lets a 224x224 network lose ~22 px (eleven unpadded 3x3 convs at stride 1, "
                            "or one at stride 8) before it is flagged."),)
+    analyses = ("cumulative_border_losses",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-border-loss"]

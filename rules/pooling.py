@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, covered_windows,
-                          flattened_dense_heads, input_coverage)
+from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, flattened_dense_heads,
+                          input_coverage, unread_windows)
 
 __all__ = ["FlattenedMapIntoDense", "PoolSkipsInput", "ReceptiveFieldMissesInput", "get_rules"]
 
@@ -47,25 +47,25 @@ class FlattenedMapIntoDense(Rule):
     ## Fix
     Pool the map globally first (`nn.AdaptiveAvgPool2d(1)` then `nn.Flatten()`), so the dense
     layer reads `C` features; add depth or width to the convolutions if the head needs capacity.
-
-    ## Options
-    - `max-flattened-positions`: default 1, i.e. anything but an already pooled 1x1 map. Raise it
-      to accept small maps (e.g. 4 for a 2x2 map kept on purpose for coarse localisation).
-    - `min-dense-param-share`: default 0.2. A small dense head on a large backbone costs little;
-      the flaw matters when the head is a large part of the model.
     """
 
     code, name, severity = "AL501", "flattened-map-into-dense", Severity.WARNING
     options = (
         Option("max-flattened-positions", int, default=1,
-               help="Most spatial positions (H*W) a dense layer may read flattened."),
+               help="Most spatial positions (H*W) a dense layer may read flattened. 1 flags anything but "
+                    "an already pooled 1x1 map; raise it to accept small maps (e.g. 4 for a 2x2 map kept "
+                    "on purpose for coarse localisation)."),
         Option("min-dense-param-share", float, default=0.2,
-               help="Flag only dense layers holding at least this share of all parameters."),
+               help="Flag only dense layers holding at least this share of all parameters. A small dense "
+                    "head on a large backbone costs little; the flaw matters when the head is a large part "
+                    "of the model."),
     )
+    analyses = ("costs",)
+    fingerprint_keys = ("channels",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, min_share = ctx.options["max-flattened-positions"], ctx.options["min-dense-param-share"]
-        for head in flattened_dense_heads(graph, ctx.costs):
+        for head in flattened_dense_heads(graph, ctx.analysis("costs")):
             if head.positions <= limit or head.share < min_share:
                 continue
             what = (f"conv '{head.dense}' ({_dims(head.spatial)} kernel, no padding) is a dense layer on its whole "
@@ -96,7 +96,7 @@ class PoolSkipsInput(Rule):
     that no window reads however far they went on: a stride larger than the dilated window
     (`stride > dilation * (kernel - 1) + 1`) or dilation holes that line up with the
     stride. The finding gives the exact share of real input positions (padding excluded)
-    never read, against `max-unread-share`. Positions lost only at the end edge are
+    never read, against `max-unread`. Positions lost only at the end edge are
     AL202's; convolutions with gaps are AL201's.
 
     ## Why it matters
@@ -115,26 +115,22 @@ class PoolSkipsInput(Rule):
     ## Fix
     Make the window at least as large as the stride (`kernel_size >= stride`), e.g. a 3x3
     window with stride 3, or use a strided convolution that learns what to keep.
-
-    ## Options
-    - `max-unread-share`: default 0.0, any gap is flagged. Raise it (e.g. to 0.6) to accept
-      deliberate subsampling that skips fewer positions.
     """
 
     code, name, severity = "AL502", "pool-skips-input", Severity.WARNING
     options = (
-        Option("max-unread-share", float, default=0.0,
-               help="Largest share of a pooling layer's real input positions that no window may read."),
+        Option("max-unread", float, default=0.0, aliases=("max-unread-share",),
+               help="Largest fraction of a pooling layer's real input positions that no window may read. "
+                    "0 flags any gap; raise it (e.g. to 0.6) to accept deliberate subsampling that skips "
+                    "fewer positions."),
     )
+    analyses = ("window_coverages",)
+    fingerprint_keys = ("kernel", "stride")
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit = ctx.options["max-unread-share"]
-        for layer, coverage in covered_windows(graph, ctx.analysis("window_coverages"), POOL_OPS):
-            if not coverage.has_gaps:
-                continue
+        limit = ctx.options["max-unread"]
+        for layer, coverage in unread_windows(graph, ctx.analysis("window_coverages"), POOL_OPS, limit):
             share = coverage.unread_fraction
-            if share <= limit:
-                continue
             yield ctx.finding(
                 layer.name,
                 f"{layer.op.value.replace('_', ' ')} '{layer.name}' (kernel {_dims(layer.kernel)}, stride "
@@ -144,7 +140,7 @@ class PoolSkipsInput(Rule):
                 data={"kernel": list(layer.kernel), "stride": list(layer.stride),
                       "dilation": list(layer.dilation), "read_per_axis": [a.read for a in coverage.axes],
                       "gap_per_axis": [a.gap for a in coverage.axes], "unread": coverage.unread,
-                      "positions": coverage.positions, "unread_share": share, "limit": limit})
+                      "positions": coverage.positions, "unread_fraction": share, "limit": limit})
 
 
 class ReceptiveFieldMissesInput(Rule):
@@ -172,21 +168,20 @@ class ReceptiveFieldMissesInput(Rule):
     ## Fix
     Grow the field before the global layer: downsample earlier (strided conv or pooling),
     add stages, or use dilated convolutions, until the field reaches the input size.
-
-    ## Options
-    - `min-input-coverage`: default 1.0, the field must cover the whole input (the report's
-      "covers the input"). Lower it (e.g. 0.5) for tasks decided by local texture.
     """
 
     code, name, severity = "AL503", "receptive-field-misses-input", Severity.WARNING
     options = (
         Option("min-input-coverage", float, default=1.0,
-               help="Smallest receptive field size, as a share of the input size per axis."),
+               help="Smallest receptive field size, as a share of the input size per axis. 1.0: the "
+                    "field must cover the whole input (the report's \"covers the input\"); lower it (e.g. "
+                    "0.5) for tasks decided by local texture."),
     )
+    analyses = ("receptive_fields",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-input-coverage"]
-        cov = input_coverage(graph, ctx.receptive_fields)
+        cov = input_coverage(graph, ctx.analysis("receptive_fields"))
         if cov is None or cov.min_coverage >= limit:
             return
         yield ctx.finding(

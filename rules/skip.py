@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, plain_chains
+from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity
 
 
 class DeepChainWithoutSkip(Rule):
@@ -41,9 +41,6 @@ class DeepChainWithoutSkip(Rule):
     count or the stride changes), as in ResNet; or concatenate earlier features (DenseNet);
     or split the network into shallower stages with auxiliary heads. Normalization alone
     eases but does not remove the problem (He et al. train their plain nets with BN).
-
-    ## Options
-    - `max-plain-depth` (int, default 11): longest plain chain allowed.
     """
 
     code, name, severity = "AL101", "deep-chain-without-skip", Severity.WARNING
@@ -51,10 +48,12 @@ class DeepChainWithoutSkip(Rule):
                       help="Longest chain of weighted layers in series without a shorter route around it. "
                            "11 = VGG-11, the deepest VGG its authors trained from scratch; deeper plain "
                            "nets train worse (He et al. 2016)."),)
+    analyses = ("plain_chains",)
+    fingerprint_keys = ("first",)  # the chain's start; its depth may grow
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-plain-depth"]
-        for chain in plain_chains(graph):
+        for chain in ctx.analysis("plain_chains"):
             if chain.depth <= limit:
                 break  # longest first
             yield ctx.finding(

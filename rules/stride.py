@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archlint.api import (POOL_OPS, Finding, Graph, Op, Option, Rule, RuleContext, Severity, covered_windows,
-                          weighted_depths)
+                          unread_windows)
 
 
 def _dims(values) -> str:
@@ -22,7 +22,7 @@ class StrideSkipsInput(Rule):
     1x1 conv with stride 2), or a dilated kernel whose holes line up with the stride
     (3x3, dilation 2, stride 2 reads only even positions). The finding gives the exact
     fraction of real input positions (padding excluded) that no window reads, counted per
-    axis and multiplied out, against `max-unread-fraction`. Positions lost only at the
+    axis and multiplied out, against `max-unread`. Positions lost only at the
     end edge are AL202's; pooling layers with gaps are AL502's.
 
     ## Why it matters
@@ -44,25 +44,18 @@ class StrideSkipsInput(Rule):
     stride-2 average pool followed by a stride-1 1x1 conv, which reads every position
     (+0.4% ImageNet top-1 for a negligible cost). For dilated kernels, use stride 1 or a
     dilation that is not a multiple of the stride.
-
-    ## Options
-    - `max-unread-fraction` (float, default 0.0): largest share of input positions that
-      may go unread.
     """
 
     code, name, severity = "AL201", "stride-skips-input", Severity.WARNING
-    options = (Option("max-unread-fraction", float, default=0.0,
+    options = (Option("max-unread", float, default=0.0, aliases=("max-unread-fraction",),
                       help="Largest fraction of a conv's real input positions that no window may read. "
                            "0 flags any gap: skipped positions are computed for nothing."),)
+    analyses = ("window_coverages",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit = ctx.options["max-unread-fraction"]
-        for layer, coverage in covered_windows(graph, ctx.analysis("window_coverages"), {Op.CONV}):
-            if not coverage.has_gaps:
-                continue
+        limit = ctx.options["max-unread"]
+        for layer, coverage in unread_windows(graph, ctx.analysis("window_coverages"), {Op.CONV}, limit):
             fraction = coverage.unread_fraction
-            if fraction <= limit:
-                continue
             yield ctx.finding(
                 layer.name,
                 f"conv '{layer.name}' (kernel {_dims(layer.kernel)}, stride {_dims(layer.stride)}, dilation "
@@ -105,15 +98,13 @@ class WindowMissesInputEdge(Rule):
     Pad so that the windows tile the input (`padding = (kernel - 1) // 2` for odd kernels
     with stride 2 on even sizes), choose input sizes that the strides divide, or use
     `ceil_mode=True` for pooling.
-
-    ## Options
-    - `max-edge-unread` (int, default 0): unread positions allowed at the end of an axis.
     """
 
     code, name, severity = "AL202", "window-misses-input-edge", Severity.WARNING
     options = (Option("max-edge-unread", int, default=0,
                       help="Real input rows/columns allowed to go unread at the end of an axis because "
                            "the last window stops early. 0: every real position should be read."),)
+    analyses = ("window_coverages",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-edge-unread"]
@@ -163,15 +154,14 @@ class AggressiveStrideStep(Rule):
     ## Fix
     Split the step: two stride-2 layers (e.g. 3x3/2 conv then 3x3/2 conv or pool), with
     a nonlinearity in between; ResNet's stem reaches stride 4 as 7x7/2 conv + 3x3/2 pool.
-
-    ## Options
-    - `max-layer-stride` (int, default 3): largest stride factor of one layer per axis.
     """
 
     code, name, severity = "AL203", "aggressive-stride-step", Severity.WARNING
     options = (Option("max-layer-stride", int, default=3,
                       help="Largest factor by which one layer may grow the effective stride along an axis. "
                            "3 passes the stride-2 steps of standard backbones and flags stride >= 4."),)
+    analyses = ("stride_steps",)
+    fingerprint_keys = ("factor",)  # the stride step itself
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["max-layer-stride"]
@@ -219,10 +209,6 @@ class EarlyDownsampling(Rule):
     Move the extra downsampling after a few convolutions (e.g. stride 2 in the stem and
     in the first stage instead of a second pool), or replace the stem by a stack of 3x3
     convs (ResNet-C).
-
-    ## Options
-    - `max-stem-stride` (int, default 4): largest effective stride within the stem.
-    - `stem-depth` (int, default 2): weighted layers that count as the stem.
     """
 
     code, name, severity = "AL204", "early-downsampling", Severity.WARNING
@@ -231,10 +217,11 @@ class EarlyDownsampling(Rule):
                            "7x7/2 conv + 3x3/2 pool."),
                Option("stem-depth", int, default=2,
                       help="How many weighted layers (longest route from the input) make up the stem."))
+    analyses = ("stride_steps", "weighted_depths")
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, stem = ctx.options["max-stem-stride"], ctx.options["stem-depth"]
-        depths = weighted_depths(graph)
+        depths = ctx.analysis("weighted_depths")
         for name, step in ctx.analysis("stride_steps").items():
             if depths[name] > stem:
                 continue

@@ -98,18 +98,57 @@ def test_command_line_flags_override_the_config_file(tmp_path, capsys):
     (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
         [tool.archlint]
         select = ["AL501"]
-        max-flattened-positions = 64
+        AL501.max-flattened-positions = 64
     """))
     assert findings(capsys)[1] == set()  # the file's option raises the limit above 8x8 = 64
-    assert findings(capsys, "--set", "max-flattened-positions=63")[1] == {("AL501", "fc")}
+    assert findings(capsys, "--set", "AL501.max-flattened-positions=63")[1] == {("AL501", "fc")}
+    assert findings(capsys, "--set", "flattened-map-into-dense.max-flattened-positions=63")[1] == {("AL501", "fc")}
     assert findings(capsys, "--select", "AL503")[1] == {("AL503", "pool")}
 
 
 def test_rule_option_from_config_reaches_the_finding(tmp_path, capsys):
-    (tmp_path / "setup.cfg").write_text("[archlint]\nselect = AL503\nmin-input-coverage = 0.3\n")
-    _, found, doc = findings(capsys)
+    (tmp_path / "setup.cfg").write_text("[archlint]\nselect = AL503\nAL503.min-input-coverage = 0.3\n")
+    _, found, doc = findings(capsys)  # setup.cfg lowercases the key: codes match in any case
     assert found == {("AL503", "pool")}
     assert doc["findings"][0]["data"]["limit"] == 0.3
+    assert not [n for n in doc["summary"]["notes"] if "deprecated" in n]
+
+
+def test_rule_options_in_a_toml_table_named_after_the_rule(tmp_path, capsys):
+    (tmp_path / "pyproject.toml").write_text(textwrap.dedent("""
+        [tool.archlint]
+        select = ["AL503"]
+        [tool.archlint.receptive-field-misses-input]
+        min-input-coverage = 0.3
+    """))
+    _, found, doc = findings(capsys)
+    assert found == {("AL503", "pool")} and doc["findings"][0]["data"]["limit"] == 0.3
+
+
+def test_flat_option_names_still_work_with_a_deprecation_note(tmp_path, capsys):
+    (tmp_path / "setup.cfg").write_text("[archlint]\nselect = AL503\nmin-input-coverage = 0.3\n")
+    _, found, doc = findings(capsys)
+    assert found == {("AL503", "pool")} and doc["findings"][0]["data"]["limit"] == 0.3
+    assert "option 'min-input-coverage' is deprecated: write 'AL503.min-input-coverage' (unqualified option " \
+           "names go away in the next release)" in doc["summary"]["notes"]
+
+
+def test_two_rules_share_an_option_name_and_old_names_are_aliases(tmp_path, capsys):
+    """AL201 (convs) and AL502 (pools) run one check, with one option name in each namespace."""
+    from archlint.api import Config, lint
+    model = str(ROOT / "fixtures" / "models" / "pool_stride_gap_legacy.onnx")
+    limits = lambda report: {f.data["limit"] for f in report.findings}  # noqa: E731
+    assert limits(lint(model, Config(select=("AL502",), options={"AL502.max-unread": 0.6}))) == {0.6}
+    old = lint(model, Config(select=("AL502",), options={"max-unread-share": 0.6}))
+    assert limits(old) == {0.6} and any("'AL502.max-unread'" in n for n in old.summary.notes)
+    line = one_line_error(*run(capsys, MODEL, "--set", "max-unread=0.5"))
+    assert "AL201.max-unread or AL502.max-unread" in line
+
+
+def test_options_that_name_no_rule_or_no_option_are_one_line_errors(capsys):
+    assert "no rule has the code or name 'AL599'" in one_line_error(*run(capsys, MODEL, "--set", "AL599.depth=3"))
+    line = one_line_error(*run(capsys, MODEL, "--set", "AL501.depth=3"))
+    assert "rule AL501 has no option 'depth'" in line and "max-flattened-positions" in line
 
 
 # --- select / ignore --------------------------------------------------------------------
@@ -144,7 +183,7 @@ def test_unknown_option_is_a_one_line_error(capsys, tmp_path):
 
 @pytest.mark.parametrize("value", ["lots", "1.5", "true"])
 def test_bad_option_value_is_a_one_line_error(capsys, value):
-    line = one_line_error(*run(capsys, MODEL, "--set", f"max-flattened-positions={value}"))
+    line = one_line_error(*run(capsys, MODEL, "--set", f"AL501.max-flattened-positions={value}"))
     assert "max-flattened-positions" in line and "AL501" in line
 
 
@@ -250,7 +289,7 @@ def test_list_rules_text_and_json_come_from_the_docstrings(capsys):
     listed = {r["code"]: r for r in json.loads(out)}
     assert set(listed) == set(rules)
     assert listed["AL502"]["summary"] == rules["AL502"].summary()
-    assert listed["AL502"]["sections"] == rules["AL502"].doc_sections()
+    assert listed["AL502"]["sections"] == {**rules["AL502"].doc_sections(), "Options": rules["AL502"].options_doc()}
 
 
 def test_explain_text_shows_every_section_and_option(capsys):
@@ -260,10 +299,9 @@ def test_explain_text_shows_every_section_and_option(capsys):
         assert code == 0
         assert out.startswith("AL501 flattened-map-into-dense (warning)")
         for title, body in rule.doc_sections().items():
-            if title != "Options":
-                assert title in out and body in out
-        assert "max-flattened-positions (int, default 1): " in out
-        assert "min-dense-param-share (float, default 0.2): " in out
+            assert title in out and body in out
+        assert "- `AL501.max-flattened-positions` (int, default 1): " in out
+        assert "- `AL501.min-dense-param-share` (float, default 0.2): " in out
 
 
 def test_explain_json(capsys):
@@ -272,9 +310,10 @@ def test_explain_json(capsys):
     doc = json.loads(out)
     assert code == 0
     assert (doc["code"], doc["name"], doc["severity"]) == ("AL503", "receptive-field-misses-input", "warning")
-    assert doc["sections"] == rule.doc_sections()
-    assert doc["options"] == [{"name": "min-input-coverage", "type": "float", "default": 1.0,
-                               "help": rule.options[0].help}]
+    assert doc["sections"] == {**rule.doc_sections(), "Options": rule.options_doc()}
+    assert doc["options"] == [{"name": "min-input-coverage", "qualified": "AL503.min-input-coverage", "type": "float",
+                               "default": 1.0, "help": rule.options[0].help, "aliases": []}]
+    assert doc["fingerprint_keys"] == []
 
 
 def test_explain_unknown_rule_is_a_one_line_error(capsys):
@@ -314,7 +353,7 @@ def test_installed_plugin_is_listed_and_finds(tmp_path):
     [finding] = json.loads(linted.stdout)["findings"]
     assert (finding["code"], finding["layer"], finding["severity"]) == ("XP101", "conv", "error")
     assert finding["data"] == {"channels": 8, "limit": 4}
-    relaxed = run_subprocess(site, MODEL, "--select", "wide-conv", "--set", "max-conv-channels=8")
+    relaxed = run_subprocess(site, MODEL, "--select", "wide-conv", "--set", "XP101.max-conv-channels=8")
     assert relaxed.returncode == 0 and "XP101" not in relaxed.stdout
 
 

@@ -21,12 +21,13 @@ import pytest
 
 from archlint import lint
 from archlint.cli import FORMATS
+from archlint.engine.registry import discover_rules
 from archlint.report import Finding, Report, Severity, Summary
 from archlint.reports import RENDERERS
 from archlint.reports.github import escape_data, escape_property, render_github
 from archlint.reports.html import render_html
 from archlint.reports.markdown import render_markdown
-from archlint.reports.sarif import render_sarif, rule_classes
+from archlint.reports.sarif import render_sarif
 from archlint.reports.text import human
 from archlint.schema import load_schema
 
@@ -165,7 +166,7 @@ def test_sarif_rules_listed_once_with_docs(sarif_doc, reports):
     rules = run["tool"]["driver"]["rules"]
     codes = sorted({f.code for r in reports.values() for f in r.findings})
     assert [r["id"] for r in rules] == codes
-    classes = rule_classes()
+    classes = {rule.code: rule for rule in discover_rules()}
     for rule in rules:
         cls = classes[rule["id"]]
         assert rule["name"] == cls.name

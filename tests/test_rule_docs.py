@@ -8,8 +8,9 @@ exported from PyTorch. A fixture whose sentence (from the name to the next ". ")
 "passes", "no finding" or "stays silent" is a good example: running only that rule, with
 default options, on every variant gives no finding. Every other named fixture is a bad
 example and gives at least one finding; each Example names at least one bad example.
-``## Options`` lists each option as a bullet starting with its backticked name,
-``- `max-plain-depth`: ...``, and documents exactly the options the rule declares.
+Options are documented once, by their ``Option`` declarations: no docstring has a hand-typed
+``## Options`` section, and ``--explain`` shows one generated bullet per declared option
+(qualified name, type, default, help).
 """
 
 from __future__ import annotations
@@ -29,10 +30,11 @@ MODELS = ROOT / "fixtures" / "models"
 FIXTURE_REF = re.compile(r"\bfixture\s+`([A-Za-z0-9_.-]+)`", re.IGNORECASE)
 PASSES = re.compile(r"\b(passes|no findings?|stays silent)\b", re.IGNORECASE)
 SENTENCE_END = re.compile(r"\.(\s|$)")
-OPTION_BULLET = re.compile(r"^\s*[-*]\s+`([a-z0-9-]+)`", re.MULTILINE)
+OPTION_BULLET = re.compile(r"^[-*]\s+`([A-Z]+[0-9]{3})\.([a-z0-9-]+)` \((\w+), default ([^)]*)\): ",
+                           re.MULTILINE)
 #: ``with `max-macs = "1.5M"` `` in a fixture's sentence: options the example runs with
 #: (rules that are off by default, such as budgets, need one to give a finding).
-EXAMPLE_OPTION = re.compile(r"`([a-z0-9-]+)\s*=\s*([^`]+)`")
+EXAMPLE_OPTION = re.compile(r"`([A-Za-z0-9.-]+)\s*=\s*([^`]+)`")
 
 
 def example_options(example: str, name: str) -> dict[str, str]:
@@ -76,8 +78,8 @@ def test_fixture_reference_convention():
     text = ("Fixture `bad_net` (3x3/2 conv, 2x2/2 pool) gives one finding (8/4). Fixture `good_net` "
             "(7x7/2 conv, 3x3/2 pool) passes: stride 4. In fixture `other_bad` the pool gives 15 (2 px).")
     assert example_fixtures(text) == [("bad_net", True), ("good_net", False), ("other_bad", True)]
-    assert OPTION_BULLET.findall("- `max-plain-depth`: default 8\n  more text\n- `x-y`\n") == \
-        ["max-plain-depth", "x-y"]
+    assert OPTION_BULLET.findall("- `XY101.max-depth` (int, default 8): Deepest.\n  more text\n") == \
+        [("XY101", "max-depth", "int", "8")]
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
@@ -86,29 +88,29 @@ def test_docstring_has_every_section_with_content(rule):
     assert rule.summary().strip(), f"{rule.code}: empty summary line"
     for title in DOC_SECTIONS:
         assert sections.get(title, "").strip(), f"{rule.code}: section '## {title}' is missing or empty"
-    if rule.options:
-        assert sections.get("Options", "").strip(), f"{rule.code}: has options but no '## Options' section"
+    assert "Options" not in sections, f"{rule.code}: options are documented by their Option declarations"
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
-def test_every_option_is_documented_and_nothing_else(rule):
-    documented = OPTION_BULLET.findall(rule.doc_sections().get("Options", ""))
-    declared = [o.name for o in rule.options]
-    assert sorted(documented) == sorted(declared), \
-        f"{rule.code}: '## Options' documents {documented}, the rule declares {declared}"
+def test_explain_documents_every_declared_option_from_its_declaration(rule):
+    text = render_rule(rule)
+    documented = OPTION_BULLET.findall(text)
+    declared = [(rule.code, o.name, o.type.__name__, "none" if o.default is None else repr(o.default))
+                for o in rule.options]
+    assert documented == declared, f"{rule.code}: --explain documents {documented}, the rule declares {declared}"
+    flat = " ".join(text.split())
     for option in rule.options:
         assert option.help.strip(), f"{rule.code}: option {option.name} has no help text"
+        assert " ".join(option.help.split()) in flat, f"{rule.code}: help of {option.name} not shown"
         assert option.parse(option.default) == option.default, f"{rule.code}: default of {option.name}"
+    assert ("Options" in text) == bool(rule.options)
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)
 def test_explain_renders_every_section(rule):
     text = render_rule(rule)
     for title, body in rule.doc_sections().items():
-        if title != "Options":
-            assert title in text and body in text
-    for option in rule.options:
-        assert option.name in text
+        assert title in text and body in text
 
 
 @pytest.mark.parametrize("rule", RULES, ids=lambda r: r.code)

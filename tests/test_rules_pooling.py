@@ -132,7 +132,7 @@ def test_dilated_pool_whose_holes_line_up_with_the_stride_is_flagged():
     pool = _pool("pool", Op.MAX_POOL, (1, 2, 9, 9), (1, 2, 3, 3), (2, 2), (3, 3), dilation=(2, 2))
     [finding] = _one_pool_finding(pool)
     assert finding.data["read_per_axis"] == [6, 6] and finding.data["gap_per_axis"] == [3, 3]
-    assert finding.data["unread"] == 81 - 36 and finding.data["unread_share"] == pytest.approx(45 / 81)
+    assert finding.data["unread"] == 81 - 36 and finding.data["unread_fraction"] == pytest.approx(45 / 81)
 
 
 def test_stride_gap_on_one_axis_only_is_flagged():
@@ -140,7 +140,7 @@ def test_stride_gap_on_one_axis_only_is_flagged():
     pool = _pool("pool", Op.AVG_POOL, (1, 2, 8, 9), (1, 2, 4, 3), (1, 3), (2, 3))
     [finding] = _one_pool_finding(pool)
     assert finding.data["read_per_axis"] == [4, 9] and finding.data["gap_per_axis"] == [4, 0]
-    assert finding.data["unread"] == 72 - 36 and finding.data["unread_share"] == pytest.approx(0.5)
+    assert finding.data["unread"] == 72 - 36 and finding.data["unread_fraction"] == pytest.approx(0.5)
 
 
 def test_padded_pool_counts_only_real_positions():

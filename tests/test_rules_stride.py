@@ -105,7 +105,7 @@ def test_rules_metadata():
         ("AL201", "stride-skips-input"), ("AL202", "window-misses-input-edge"),
         ("AL203", "aggressive-stride-step"), ("AL204", "early-downsampling")]
     defaults = {o.name: o.default for r in get_rules() for o in r.options}
-    assert defaults == {"max-unread-fraction": 0.0, "max-edge-unread": 0, "max-layer-stride": 3,
+    assert defaults == {"max-unread": 0.0, "max-edge-unread": 0, "max-layer-stride": 3,
                         "max-stem-stride": 4, "stem-depth": 2}
 
 

@@ -1,22 +1,26 @@
 """Analyses: functions of a Graph that compute shapes, receptive fields, costs and the queries rules share.
 
 ``ANALYSES`` names the ones the engine runs on demand, once per graph, for rules and
-reports (``ctx.analysis(name)``). Each entry is called with the graph and a getter for
-other analyses, so an analysis built on receptive fields reuses the engine's copy.
+reports: a rule lists those it reads in its ``analyses`` and gets them with
+``ctx.analysis(name)``. Each entry is called with the graph and a getter for other
+analyses, so an analysis built on receptive fields reuses the engine's copy. A rule can
+bring an analysis of its own as an :class:`Analysis`; the engine caches it the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..graph import Graph
 from .border import border_losses, cumulative_border_losses
-from .macs import costs
-from .receptive_field import receptive_fields
+from .macs import costs, peak_activation
+from .paths import plain_chains, weighted_depths
+from .receptive_field import receptive_fields, summary_receptive_field
 from .sampling import stride_steps, window_coverage
 
-__all__ = ["ANALYSES", "window_coverages"]
+__all__ = ["ANALYSES", "Analysis", "window_coverages"]
 
 
 def window_coverages(graph: Graph) -> dict:
@@ -26,10 +30,29 @@ def window_coverages(graph: Graph) -> dict:
 
 Getter = Callable[[str], Any]
 
+
+@dataclass(frozen=True)
+class Analysis:
+    """A named analysis a rule brings along: ``compute(graph, get)``, where ``get(name)`` reaches other analyses.
+
+    Examples
+    --------
+    >>> conv_count = Analysis("conv_count", lambda graph, get: sum(1 for l in graph.layers() if l.op.value == "conv"))
+    >>> conv_count.name
+    'conv_count'
+    """
+
+    name: str
+    compute: Callable[[Graph, Getter], Any]
+
 ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "costs": lambda graph, get: costs(graph),
     "receptive_fields": lambda graph, get: receptive_fields(graph),
     "window_coverages": lambda graph, get: window_coverages(graph),
+    "peak_activation": lambda graph, get: peak_activation(graph),
+    "plain_chains": lambda graph, get: plain_chains(graph),
+    "weighted_depths": lambda graph, get: weighted_depths(graph),
+    "summary_receptive_field": lambda graph, get: summary_receptive_field(graph, get("receptive_fields")),
     "stride_steps": lambda graph, get: stride_steps(graph, get("receptive_fields")),
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),
     "cumulative_border_losses": lambda graph, get: cumulative_border_losses(

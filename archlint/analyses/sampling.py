@@ -19,8 +19,8 @@ from functools import lru_cache
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
 
-__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows", "StrideStep",
-           "stride_steps"]
+__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows",
+           "unread_windows", "StrideStep", "stride_steps"]
 
 #: Windowed layers whose windows read their input (a transposed conv writes instead).
 _READING_OPS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
@@ -181,6 +181,19 @@ def covered_windows(graph: Graph, coverages: Mapping[str, WindowCoverage | None]
             coverage = coverages.get(layer.name)
             if coverage is not None:
                 yield layer, coverage
+
+
+def unread_windows(graph: Graph, coverages: Mapping[str, WindowCoverage | None], ops: Collection[Op],
+                   limit: float) -> Iterator[tuple[Layer, WindowCoverage]]:
+    """The layers of ``ops`` whose windows leave gaps and never read more than ``limit`` of their input.
+
+    The check a conv rule and a pooling rule share: gaps between windows (not positions
+    lost only at the end edge) and the exact unread fraction of the real input positions
+    compared with the rule's limit, in graph order.
+    """
+    for layer, coverage in covered_windows(graph, coverages, ops):
+        if coverage.has_gaps and coverage.unread_fraction > limit:
+            yield layer, coverage
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,10 @@ Each finding gets a fingerprint from what defines it, not from where the exporte
   (``layer1.0/Add``, ``Flatten``, ``Mixed_7c/Concat_2``) by their scope and canonical op
   (``layer1.0/add``, ``reshape``, ``Mixed_7c/concat``), since exporters number and name
   such nodes differently (legacy ``Flatten`` is dynamo's ``Reshape``);
-- the rule's *defining* data keys (:data:`FINGERPRINT_KEYS`): values that say which flaw
-  it is (a conv's kernel and channels), never limits from options nor measurements that
-  move when unrelated parts of the model change (MACs, fractions, input sizes).
+- the rule's *defining* data keys, which each rule declares as ``fingerprint_keys`` and
+  the report carries in its rule descriptors: values that say which flaw it is (a conv's
+  kernel and channels), never limits from options nor measurements that move when
+  unrelated parts of the model change (MACs, fractions, input sizes).
 
 Matching counts: a baseline holding a fingerprint twice silences two findings with it.
 """
@@ -29,27 +30,8 @@ from typing import Any
 from ..errors import ConfigError
 from ..report import Finding, Report
 
-__all__ = ["FINGERPRINT_KEYS", "canonical_layer", "fingerprint", "Baseline", "load_baseline",
-           "apply_baseline", "baseline_from_report"]
-
-#: Rule code -> the ``data`` keys that define a finding besides code and layer. Rules not
-#: listed (plugins) may declare a ``fingerprint_keys`` class attribute; else none are used.
-#: Left out on purpose: ``limit`` (an option), MAC counts, fractions and sizes that depend on
-#: the input size or on other layers.
-FINGERPRINT_KEYS: dict[str, tuple[str, ...]] = {
-    "AL101": ("first",),                        # the chain's start; its depth may grow
-    "AL201": (),
-    "AL202": (),
-    "AL203": ("factor",),                       # the stride step itself
-    "AL204": (),
-    "AL301": ("kernel", "stride", "dilation"),  # the window that shrinks
-    "AL302": (),
-    "AL401": ("kernel", "in_channels", "out_channels"),  # the conv's definition
-    "AL501": ("channels",),
-    "AL502": ("kernel", "stride"),
-    "AL503": (),
-    "AL601": (), "AL602": (), "AL603": (), "AL604": (), "AL605": (),
-}
+__all__ = ["canonical_layer", "fingerprint", "report_fingerprints", "fingerprint_keys", "Baseline",
+           "load_baseline", "apply_baseline", "baseline_from_report"]
 
 _SUFFIX = re.compile(r"_\d+$")
 _OP_CLASS = {"flatten": "reshape"}
@@ -88,22 +70,23 @@ def _canonical_value(value: Any) -> Any:
 
 
 def fingerprint(code: str, layer: str, data: Mapping[str, Any], layers: Mapping[str, tuple[str, str]] | None = None,
-                keys: Sequence[str] | None = None) -> str:
+                keys: Sequence[str] = ()) -> str:
     """A 16-hex-digit fingerprint of a finding (see the module docstring).
 
     ``layers`` maps layer names to ``(op, source_op)`` so that op-named layers are
-    canonicalized; ``keys`` overrides :data:`FINGERPRINT_KEYS`.
+    canonicalized; ``keys`` are the rule's ``fingerprint_keys``.
 
     Examples
     --------
-    >>> a = fingerprint("AL401", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 1})
-    >>> b = fingerprint("AL401", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 2})
-    >>> a == b, len(a)
-    (True, 16)
+    >>> keys = ("kernel", "in_channels", "out_channels")
+    >>> a = fingerprint("XY101", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 1}, keys=keys)
+    >>> b = fingerprint("XY101", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 2}, keys=keys)
+    >>> c = fingerprint("XY101", "conv2", {"kernel": [5, 5], "in_channels": 24, "out_channels": 32, "macs": 1}, keys=keys)
+    >>> a == b, a == c, len(a)
+    (True, False, 16)
     """
     op, source_op = (layers or {}).get(layer, ("", ""))
-    chosen = FINGERPRINT_KEYS.get(code, ()) if keys is None else tuple(keys)
-    plain = json.loads(json.dumps({k: data[k] for k in chosen if k in data}, default=str))
+    plain = json.loads(json.dumps({k: data[k] for k in keys if k in data}, default=str))
     text = json.dumps([code, canonical_layer(layer, op, source_op), _canonical_value(plain)], sort_keys=True)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
@@ -118,47 +101,48 @@ def _layer_table(rows: Iterable[Any]) -> dict[str, tuple[str, str]]:
     return table
 
 
-def report_fingerprints(report: Report, rule_keys: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+def fingerprint_keys(*reports: Report) -> dict[str, tuple[str, ...]]:
+    """Rule code -> ``fingerprint_keys``, from the rule descriptors the reports carry."""
+    return {rule.code: rule.fingerprint_keys for report in reports for rule in report.rules}
+
+
+def report_fingerprints(report: Report) -> list[str]:
     """Fingerprint of each finding of ``report``, in order."""
-    table = _layer_table(report.layers)
-    return [fingerprint(f.code, f.layer, f.to_dict()["data"], table, (rule_keys or {}).get(f.code))
+    table, keys = _layer_table(report.layers), fingerprint_keys(report)
+    return [fingerprint(f.code, f.layer, f.to_dict()["data"], table, keys.get(f.code, ()))
             for f in report.findings]
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """Findings accepted earlier: fingerprint counts, the findings themselves, and the model's totals."""
+    """Findings accepted earlier, as the JSON report holds them, with its layer table and summary."""
 
     file: str
-    fingerprints: Counter
-    findings: tuple[tuple[str, dict], ...]  # (fingerprint, finding as in the JSON report)
-    macs: int | None = None
-    params: int | None = None
+    findings: tuple[dict, ...]
+    layers: Mapping[str, tuple[str, str]]
+    summary: Mapping[str, Any]
+
+    def fingerprints(self, keys: Mapping[str, Sequence[str]]) -> list[str]:
+        """Fingerprint of each finding, with ``keys`` (rule code -> ``fingerprint_keys``) of the rules now."""
+        return [fingerprint(item["code"], item["layer"], item.get("data") if isinstance(item.get("data"), Mapping)
+                            else {}, self.layers, keys.get(item["code"], ())) for item in self.findings]
 
 
-def baseline_from_report(document: Mapping[str, Any], file: str = "<baseline>",
-                         rule_keys: Mapping[str, Sequence[str]] | None = None) -> Baseline:
+def baseline_from_report(document: Mapping[str, Any], file: str = "<baseline>") -> Baseline:
     """A :class:`Baseline` from one JSON report document (``Report.to_dict()``)."""
     findings = document.get("findings")
     if not isinstance(findings, list):
         raise ConfigError(f"--baseline {file}: not an archlint JSON report (no 'findings' list)")
-    table = _layer_table(r for r in document.get("layers") or () if isinstance(r, Mapping))
-    pairs = []
     for item in findings:
         if not isinstance(item, Mapping) or not isinstance(item.get("code"), str) or \
                 not isinstance(item.get("layer"), str):
             raise ConfigError(f"--baseline {file}: a finding lacks 'code' or 'layer'")
-        data = item.get("data") if isinstance(item.get("data"), Mapping) else {}
-        pairs.append((fingerprint(item["code"], item["layer"], data, table,
-                                  (rule_keys or {}).get(item["code"])), dict(item)))
+    table = _layer_table(r for r in document.get("layers") or () if isinstance(r, Mapping))
     summary = document.get("summary") if isinstance(document.get("summary"), Mapping) else {}
-    macs = summary.get("macs") if isinstance(summary.get("macs"), int) else None
-    params = summary.get("params") if isinstance(summary.get("params"), int) else None
-    return Baseline(file, Counter(fp for fp, _ in pairs), tuple(pairs), macs, params)
+    return Baseline(file, tuple(dict(item) for item in findings), table, dict(summary))
 
 
-def load_baseline(path: str | Path, model: str | None = None,
-                  rule_keys: Mapping[str, Sequence[str]] | None = None) -> Baseline:
+def load_baseline(path: str | Path, model: str | None = None) -> Baseline:
     """Read a baseline file: a JSON report, or a multi-model one (the report of ``model``, or the only one).
 
     Raises
@@ -183,27 +167,27 @@ def load_baseline(path: str | Path, model: str | None = None,
         if not chosen:
             raise ConfigError(f"--baseline {file}: holds {len(reports)} reports, none for {model}")
         document = chosen[0]
-    return baseline_from_report(document, str(file), rule_keys)
+    return baseline_from_report(document, str(file))
 
 
-def apply_baseline(report: Report, baseline: Baseline,
-                   rule_keys: Mapping[str, Sequence[str]] | None = None) -> Report:
+def apply_baseline(report: Report, baseline: Baseline) -> Report:
     """``report`` without the findings ``baseline`` holds; baselined count and fixed ones in the summary.
 
     Baselined findings that no longer occur are listed as ``fixed`` in
     ``summary.baseline`` and named in a note.
     """
-    remaining = Counter(baseline.fingerprints)
+    accepted = baseline.fingerprints(fingerprint_keys(report))
+    remaining = Counter(accepted)
     kept: list[Finding] = []
     silenced = 0
-    for finding, fp in zip(report.findings, report_fingerprints(report, rule_keys)):
+    for finding, fp in zip(report.findings, report_fingerprints(report)):
         if remaining[fp] > 0:
             remaining[fp] -= 1
             silenced += 1
         else:
             kept.append(finding)
     fixed = []
-    for fp, item in baseline.findings:
+    for fp, item in zip(accepted, baseline.findings):
         if remaining[fp] > 0:
             remaining[fp] -= 1
             fixed.append({k: item.get(k) for k in ("code", "rule", "severity", "layer", "message")})

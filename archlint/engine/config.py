@@ -1,8 +1,9 @@
 """Configuration: ``[tool.archlint]`` in pyproject.toml, ``[archlint]`` in setup.cfg, or ``--config``.
 
 Keys (kebab-case): ``select``, ``ignore``, ``fail-on``, ``input-shape``,
-``per-node-ignores`` (layer-name glob -> codes), ``rules-path``, and any rule option by
-name (``max-plain-depth = 10``). Command-line flags override the file.
+``per-node-ignores`` (layer-name glob -> codes), ``rules-path``, and rule options
+qualified by their rule's code or name (``RULE.option = 10``, or a ``[tool.archlint.RULE]``
+table in TOML; see :mod:`.options`). Command-line flags override the file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ __all__ = ["Config", "load_config", "find_config", "config_from_mapping", "parse
 
 @dataclass(frozen=True)
 class Config:
-    """Resolved settings for one run; ``options`` holds rule options by kebab-case name."""
+    """Resolved settings for one run.
+
+    ``options`` holds rule options by the name the user wrote (``RULE.option``, or a
+    deprecated flat name), in the order given; ``reference`` is the summary (as in the JSON
+    report) of the report the run is compared against, which options declared with a
+    ``reference`` field read.
+    """
 
     select: tuple[str, ...] = ("ALL",)
     ignore: tuple[str, ...] = ()
@@ -37,13 +44,15 @@ class Config:
     options: Mapping[str, Any] = field(default_factory=dict)
     per_node_ignores: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     rules_paths: tuple[str, ...] = ()
+    reference: Mapping[str, Any] | None = None
     source: str | None = None
 
     def override(self, **changes: Any) -> "Config":
         """A copy with the given non-None settings replaced (``options`` are merged)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        if "options" in changes:
-            changes["options"] = {**self.options, **changes["options"]}
+        if "options" in changes:  # merged; the new ones last, since later settings win
+            new = changes["options"]
+            changes["options"] = {**{k: v for k, v in self.options.items() if k not in new}, **new}
         return replace(self, **changes)
 
 
@@ -125,6 +134,9 @@ def config_from_mapping(data: Mapping[str, Any], where: str) -> Config:
             paths = [value] if isinstance(value, str) else list(value)
             base = Path(where).parent
             config = config.override(rules_paths=tuple(str(base / p.strip()) for p in paths if p.strip()))
+        elif isinstance(value, Mapping):  # TOML: [tool.archlint.RULE] table or RULE.option dotted keys
+            for name, item in value.items():
+                options[f"{key}.{str(name).replace('_', '-')}"] = item.strip() if isinstance(item, str) else item
         else:
             options[key] = value.strip() if isinstance(value, str) else value
     return config.override(options=options)

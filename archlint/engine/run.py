@@ -8,8 +8,8 @@ from typing import Any
 import networkx as nx
 
 from .. import __version__
-from ..analyses import ANALYSES
-from ..analyses.receptive_field import input_extent, summary_receptive_field
+from ..analyses import ANALYSES, Analysis
+from ..analyses.receptive_field import input_extent
 from ..analyses.shapes import check_shapes
 from ..errors import ArchlintError, ConfigError, RuleError
 from ..frontends import load_graph
@@ -19,50 +19,45 @@ from ..records import frozen_record
 from ..report import FieldSummary, Finding, LayerRow, Report, Summary
 from ..rule import Rule, RuleContext
 from .config import Config
+from .options import rule_options
 from .registry import discover_rules
 from .selection import selected_rules
 from .suppress import Suppressions
 
-__all__ = ["lint", "lint_graph", "rule_options", "AnalysisCache"]
-
-
-def rule_options(rules: Sequence[type[Rule]], given: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Options per rule code: defaults overridden by ``given`` (kebab-case names), type-checked."""
-    owners: dict[str, str] = {}
-    result: dict[str, dict[str, Any]] = {}
-    for rule in rules:
-        values = {}
-        for opt in rule.options:
-            if owners.setdefault(opt.name, rule.code) != rule.code:
-                raise ConfigError(f"option {opt.name} is declared by both {owners[opt.name]} and {rule.code}; "
-                                  "option names must be unique across rules")
-            value = opt.default
-            if opt.name in given:
-                try:
-                    value = opt.parse(given[opt.name])
-                except (TypeError, ValueError) as exc:
-                    raise ConfigError(f"option {opt.name} ({rule.code}): {exc}") from None
-            values[opt.name] = value
-        result[rule.code] = values
-    unknown = sorted(set(given) - set(owners))
-    if unknown:
-        known = ", ".join(sorted(owners)) or "none"
-        raise ConfigError(f"unknown option(s) {', '.join(unknown)} (known: {known})")
-    return result
+__all__ = ["lint", "lint_graph", "AnalysisCache"]
 
 
 class AnalysisCache:
-    """Runs analyses by name on one graph, each at most once (``cache("receptive_fields")``)."""
+    """Runs analyses by name on one graph, each at most once (``cache("receptive_fields")``).
+
+    Built-in analyses are known by name; rules bring others as ``Analysis`` objects, which
+    :meth:`register` adds (two different analyses under one name are an error).
+    """
 
     def __init__(self, graph: Graph) -> None:
         self.graph = graph
         self.results: dict[str, Any] = {}
+        self.extra: dict[str, Analysis] = {}
+
+    def register(self, rule: type[Rule]) -> None:
+        """Make the ``Analysis`` objects ``rule`` declares available by name."""
+        for analysis in rule.analyses:
+            if not isinstance(analysis, Analysis):
+                continue
+            known = self.extra.get(analysis.name)
+            if analysis.name in ANALYSES or (known is not None and known != analysis):
+                raise RuleError(f"rule {rule.code}: analysis {analysis.name!r} is already defined by another "
+                                "rule or by archlint; give it another name")
+            self.extra[analysis.name] = analysis
 
     def __call__(self, name: str) -> Any:
         if name not in self.results:
-            if name not in ANALYSES:
-                raise KeyError(f"unknown analysis {name!r} (known: {', '.join(ANALYSES)})")
-            self.results[name] = ANALYSES[name](self.graph, self)
+            if name in ANALYSES:
+                self.results[name] = ANALYSES[name](self.graph, self)
+            elif name in self.extra:
+                self.results[name] = self.extra[name].compute(self.graph, self)
+            else:
+                raise KeyError(f"unknown analysis {name!r} (known: {', '.join([*ANALYSES, *self.extra])})")
         return self.results[name]
 
 
@@ -70,6 +65,7 @@ def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dic
                analyses: AnalysisCache) -> list[Finding]:
     findings: list[Finding] = []
     for rule in rules:
+        analyses.register(rule)
         ctx = RuleContext(rule, options[rule.code], graph, analyses)
         try:
             findings.extend(rule().check(graph, ctx))
@@ -102,7 +98,7 @@ def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
 def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findings: list[Finding],
              notes: list[str]) -> Summary:
     fields = analyses("receptive_fields")
-    last = summary_receptive_field(graph, fields)
+    last = analyses("summary_receptive_field")
     field_summary = None
     if last is not None:
         field = fields[last]
@@ -127,7 +123,7 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     """Check an already built graph; ``rules`` defaults to every discovered rule."""
     available = discover_rules(config.rules_paths) if rules is None else list(rules)
     enabled = selected_rules(available, config.select, config.ignore)
-    options = rule_options(available, dict(config.options))
+    options, option_notes = rule_options(available, dict(config.options), config.reference)
     nx.freeze(graph)  # analyses cache per graph; a frozen graph cannot go stale under them
     unknown_shapes = check_shapes(graph)
     analyses = AnalysisCache(graph)
@@ -135,14 +131,15 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     raw = _run_rules(graph, enabled, options, analyses)
     findings = [f for f in raw if not suppressions.suppressed(f)]
     findings.sort(key=lambda f: (f.code, f.layer))
-    notes = list(graph.graph.get("notes", [])) + suppressions.unused(enabled)
+    notes = list(graph.graph.get("notes", [])) + option_notes + suppressions.unused(enabled)
     if unknown_shapes:
         notes.append(f"output shape unknown for {len(unknown_shapes)} layer(s) from '{unknown_shapes[0]}' on "
                      "(data-dependent sizes); their other_ops are not counted")
     rows = _rows(graph, analyses)
     return Report(model=graph.model, format=graph.graph.get("format", ""),
                   summary=_summary(graph, analyses, rows, findings, notes),
-                  layers=tuple(rows), findings=tuple(findings), tool_version=__version__)
+                  layers=tuple(rows), findings=tuple(findings), tool_version=__version__,
+                  rules=tuple(rule.describe() for rule in enabled))
 
 
 def lint(model: Any, config: Config | None = None, *, example_inputs: Any = None,
@@ -162,8 +159,9 @@ def lint(model: Any, config: Config | None = None, *, example_inputs: Any = None
         Allow ``torch.save(model)`` pickles, which run code from the file when loaded.
     **overrides
         Config fields to override: ``select``, ``ignore``, ``fail_on``, ``input_shapes``,
-        ``options`` (dict of rule options by kebab-case name), ``per_node_ignores``,
-        ``rules_paths``.
+        ``options`` (rule options by qualified name, ``{"CODE.option-name": value}``; see
+        :mod:`archlint.engine.options`), ``per_node_ignores``,
+        ``rules_paths``, ``reference`` (the summary of a report to compare against).
 
     Raises
     ------

@@ -1,8 +1,8 @@
 """SARIF 2.1.0 output, for GitHub code scanning and other SARIF viewers.
 
 One run for all models. Each rule that has findings is listed once in ``tool.driver.rules``
-(id, name, descriptions and help from its docstring, default level; no ``helpUri``, since the
-rule docs ship with the tool: ``archlint --explain CODE``);
+(id, name, descriptions and help from the rule descriptors the reports carry, default level;
+no ``helpUri``, since the rule docs ship with the tool: ``archlint --explain CODE``);
 results point to it by ``ruleId`` and ``ruleIndex``.
 
 Locations: a finding is about a layer of a model file, and often also has Python lines:
@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
-from ..report import Finding, Report, Severity
+from ..report import Finding, Report, RuleInfo, Severity
 
-__all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS", "relative_path", "split_source", "is_file",
-           "rule_classes"]
+__all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS", "relative_path", "split_source", "is_file"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 #: SARIF level of each severity.
@@ -64,26 +63,6 @@ def split_source(source: str | None) -> tuple[str, int | None] | None:
     return source, None
 
 
-def rule_classes() -> dict:
-    """Rule classes by code: the installed rules, then any other loaded ``Rule`` subclass."""
-    from ..rule import Rule
-
-    found: dict = {}
-    try:
-        from ..engine.registry import discover_rules
-
-        found = {r.code: r for r in discover_rules()}
-    except Exception:  # a broken plugin must not break the report; fall back to loaded classes
-        found = {}
-    stack = list(Rule.__subclasses__())
-    while stack:
-        cls = stack.pop()
-        stack.extend(cls.__subclasses__())
-        if getattr(cls, "code", None) and cls.code not in found:
-            found[cls.code] = cls
-    return found
-
-
 def _artifact(path: str, base: str) -> dict:
     rel, inside = relative_path(path, base)
     if inside:
@@ -91,14 +70,13 @@ def _artifact(path: str, base: str) -> dict:
     return {"uri": Path(rel).as_uri()}
 
 
-def _descriptor(code: str, finding: Finding, cls) -> dict:
-    if cls is not None:
-        summary = cls.summary()
-        sections = cls.doc_sections()
-        body = "\n\n".join(f"{title}: {' '.join(text.split())}" for title, text in sections.items() if text)
-        markdown = "\n\n".join(f"## {title}\n{text}" for title, text in sections.items() if text)
-        name, level = cls.name, LEVELS[Severity(cls.severity)]
-    else:  # a rule no longer loadable: what the finding says about it
+def _descriptor(code: str, finding: Finding, info: RuleInfo | None) -> dict:
+    if info is not None:
+        summary = info.summary
+        body = "\n\n".join(f"{title}: {' '.join(text.split())}" for title, text in info.sections if text)
+        markdown = "\n\n".join(f"## {title}\n{text}" for title, text in info.sections if text)
+        name, level = info.name, LEVELS[info.severity]
+    else:  # a report built without rule descriptors: what the finding says about its rule
         summary = body = markdown = finding.rule
         name, level = finding.rule, LEVELS[finding.severity]
     return {"id": code, "name": name,
@@ -181,8 +159,7 @@ def _result(report: Report, finding: Finding, index: int, base: str) -> dict:
     return result
 
 
-def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None,
-                 rules: dict | None = None) -> str:
+def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: str | None = None) -> str:
     """A SARIF 2.1.0 log of all findings of ``reports``.
 
     Parameters
@@ -192,11 +169,9 @@ def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: 
         Ignored (SARIF has no layer table).
     base : str, optional
         Folder that artifact URIs are relative to (``%SRCROOT%``); default: the working directory.
-    rules : dict, optional
-        Rule classes by code, for the rule descriptors; default: :func:`rule_classes`.
     """
     base = os.path.abspath(base or os.getcwd())
-    classes = rule_classes() if rules is None else rules
+    described = {info.code: info for report in reports for info in report.rules}
     first: dict[str, Finding] = {}
     for report in reports:
         for f in report.findings:
@@ -204,7 +179,7 @@ def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: 
     codes = sorted(first)
     index = {code: i for i, code in enumerate(codes)}
     version = next((r.tool_version for r in reports if r.tool_version), "")
-    driver = {"name": "archlint", "rules": [_descriptor(c, first[c], classes.get(c)) for c in codes]}
+    driver = {"name": "archlint", "rules": [_descriptor(c, first[c], described.get(c)) for c in codes]}
     if version:
         driver["version"] = driver["semanticVersion"] = version
     run = {"tool": {"driver": driver},

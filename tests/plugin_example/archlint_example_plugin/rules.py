@@ -22,9 +22,6 @@ class WideConv(Rule):
 
     ## Fix
     Use fewer channels.
-
-    ## Options
-    - `max-conv-channels`: default 4, the budget.
     """
 
     code, name, severity = "XP101", "wide-conv", Severity.ERROR
