@@ -204,11 +204,22 @@ class RuleContext:
         return self._analysis(name)
 
     def finding(self, layer: str, message: str, *, fix: str | None = None,
-                data: Mapping[str, Any] | None = None, severity: Severity | None = None) -> Finding:
-        """A finding of this rule at ``layer``, with code, severity and source filled in."""
+                data: Mapping[str, Any] | None = None, severity: Severity | None = None,
+                arguments: Mapping[str, Any] | None = None) -> Finding:
+        """A finding of this rule at ``layer``, with code, severity and source lines filled in.
+
+        ``arguments`` are constructor arguments that fix the flaw (``{"padding": 1}``): when
+        the line that builds the layer is a direct constructor call archlint can read, the
+        finding carries the edited call (:func:`archlint.edits.constructor_edit`).
+        """
         node = self.graph.layer(layer)
+        edit = None
+        if arguments and node.defined_at is not None:
+            from .edits import constructor_edit
+
+            edit = constructor_edit(node, arguments, "set " + ", ".join(f"{k}={v!r}" for k, v in arguments.items()))
         return Finding(code=self.rule.code, rule=self.rule.name, severity=severity or self.rule.severity,
                        message=message, layer=layer, source=str(node.source) if node.source else None,
                        fix=fix, data=dict(data or {}),
                        defined_at=str(node.defined_at) if node.defined_at else None,
-                       construction=tuple(str(s) for s in node.construction))
+                       construction=tuple(str(s) for s in node.construction), edit=edit)

@@ -91,7 +91,7 @@ class UnpaddedShrinkingWindow(Rule):
             if even:
                 fix += "; an even kernel needs uneven padding (floor before, ceil after) or an odd kernel"
             yield ctx.finding(
-                name,
+                name, arguments=_padding_argument(loss.padding_needed), message=
                 f"{layer.op.value} '{name}' ({kernel}{stride}{dil}, padding {_pads(loss.padding)}) shrinks "
                 f"{_size(loss.input_size)} to {_size(loss.output_size)} instead of {_size(loss.kept_size)}: "
                 f"loses {lost}; needs padding {_pads(loss.padding_needed)}",
@@ -102,6 +102,14 @@ class UnpaddedShrinkingWindow(Rule):
                       "input_size": list(loss.input_size), "output_size": list(loss.output_size),
                       "kept_size": list(loss.kept_size), "lost": list(loss.lost),
                       "border_loss": None if loss.pixels is None else list(loss.pixels)})
+
+
+def _padding_argument(needed) -> dict | None:
+    """``{"padding": 1}`` (or one value per axis) when the padding needed is even on both sides."""
+    if not needed or any(before != after for before, after in needed):
+        return None
+    values = tuple(before for before, _ in needed)
+    return {"padding": values[0] if len(set(values)) == 1 else values}
 
 
 class CumulativeBorderLoss(Rule):

@@ -115,8 +115,9 @@ class WindowMissesInputEdge(Rule):
                 continue
             kind = "conv" if layer.op is Op.CONV else "pool"
             sizes = [axis.size for axis in coverage.axes]
+            pool = layer.op in POOL_OPS and not layer.ceil_mode
             yield ctx.finding(
-                layer.name,
+                layer.name, arguments={"ceil_mode": True} if pool else None, message=
                 f"{kind} '{layer.name}' (kernel {_dims(layer.kernel)}, stride {_dims(layer.stride)}, padding "
                 f"{_dims(layer.pads_begin)} before and {_dims(layer.pads_end)} after) on a {_dims(sizes)} input "
                 f"never reads the last {_dims(edges)} positions of each axis ({worst}/{limit})",

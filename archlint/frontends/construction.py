@@ -26,13 +26,14 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.util import decode_source
 from typing import NamedTuple
 
 from ..graph import Source
 from .sources import is_torch_internal, local_source
 
 __all__ = ["Site", "ClassRef", "ModuleInfo", "pick", "is_library_file", "class_def", "bindings",
-           "StaticResolver", "Definition", "definition"]
+           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name"]
 
 #: Files larger than this are not parsed (a hostile model may name any file).
 MAX_SOURCE_BYTES = 4_000_000
@@ -94,15 +95,28 @@ def definition(chain: Sequence[Site]) -> Definition:
 # --- reading class sources ---------------------------------------------------------------
 
 @lru_cache(maxsize=256)
-def _tree(path: str) -> ast.Module | None:
-    """The parsed file at ``path``, or ``None`` when it cannot be read or parsed."""
+def _parsed(path: str) -> tuple[str, ast.Module] | None:
+    """The text and syntax tree of the file at ``path``; ``None`` when it cannot be read or parsed."""
     try:
         if os.path.getsize(path) > MAX_SOURCE_BYTES:
             return None
         with open(path, "rb") as handle:
-            return ast.parse(handle.read(), filename=path)
-    except (OSError, ValueError, SyntaxError, RecursionError, MemoryError):
+            text = decode_source(handle.read())
+        return text, ast.parse(text, filename=path)
+    except (OSError, ValueError, SyntaxError, RecursionError, MemoryError, UnicodeDecodeError):
         return None
+
+
+def source_tree(path: str) -> ast.Module | None:
+    """The syntax tree of a Python file (read and parsed once per process), or ``None``."""
+    parsed = _parsed(path)
+    return None if parsed is None else parsed[1]
+
+
+def source_text(path: str) -> str | None:
+    """The text of a Python file as :func:`source_tree` parsed it, or ``None``."""
+    parsed = _parsed(path)
+    return None if parsed is None else parsed[0]
 
 
 _SCOPES = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -115,7 +129,7 @@ def class_def(path: str, qualname: str) -> ast.ClassDef | None:
     Nested names follow Python's ``__qualname__``: ``Outer.Inner``, or
     ``build.<locals>.Net`` for a class defined inside the function ``build``.
     """
-    tree = _tree(path)
+    tree = source_tree(path)
     if tree is None:
         return None
     body: Iterable[ast.stmt] = tree.body
