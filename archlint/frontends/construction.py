@@ -23,17 +23,18 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib.util import decode_source
 from typing import NamedTuple
 
-from ..graph import Source
+from ..graph import Graph, Layer, Source
 from .sources import is_torch_internal, local_source
 
 __all__ = ["Site", "ClassRef", "ModuleInfo", "pick", "is_library_file", "class_def", "bindings",
-           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name"]
+           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name", "layer_module", "annotate"]
 
 #: Files larger than this are not parsed (a hostile model may name any file).
 MAX_SOURCE_BYTES = 4_000_000
@@ -317,3 +318,34 @@ class StaticResolver:
             if found:
                 return (Site(local_source(cls.file, found[0].line), owner.builds),)
         return ()
+
+
+# --- attaching definitions to a built graph ----------------------------------------------
+
+_REPEAT = re.compile(r"_\d+$")
+
+
+def layer_module(layer: Layer, known: Callable[[str], bool]) -> str | None:
+    """The module path a layer belongs to, from its name: the module itself (``layer1.0.conv1``,
+    a repeated call ``relu_1``), or the scope of an op (``layer1.0/Add``); ``None`` if unknown."""
+    if layer.name_origin == "module":
+        for candidate in (layer.name, _REPEAT.sub("", layer.name)):
+            if candidate and known(candidate):
+                return candidate
+    elif layer.name_origin == "scope" and "/" in layer.name:
+        scope = layer.name.rpartition("/")[0]
+        if scope and known(scope):
+            return scope
+    return None
+
+
+def annotate(graph: Graph, known: Callable[[str], bool], definition_of: Callable[[str], Definition]) -> None:
+    """Set ``defined_at`` and ``construction`` on the layers of an unfrozen ``graph`` in place."""
+    for name in graph.nodes:
+        layer = graph.layer(name)
+        path = layer_module(layer, known)
+        if path is None:
+            continue
+        found = definition_of(path)
+        if found.chain:
+            graph.nodes[name]["layer"] = replace(layer, defined_at=found.defined_at, construction=found.chain)

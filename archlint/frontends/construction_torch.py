@@ -23,10 +23,11 @@ from types import FrameType
 
 from torch import nn
 
+from .construction_onnx import BARE_SEQUENTIAL_NOTE
 from .construction import ClassRef, Definition, ModuleInfo, Site, StaticResolver, definition
 from .sources import is_torch_internal, local_source
 
-__all__ = ["ConstructionRecorder", "LiveResolver", "BUILT_TYPES"]
+__all__ = ["ConstructionRecorder", "LiveResolver", "BUILT_TYPES", "bare_container_note"]
 
 #: Module types counted as "a layer built" (what a one-layer helper builds one of).
 BUILT_TYPES = (nn.modules.conv._ConvNd, nn.Linear, nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
@@ -173,12 +174,29 @@ def _class_refs(cls: type) -> tuple[ClassRef, ...]:
         for base in cls.__mro__:
             if base is object or base.__module__.split(".")[0] == "torch":
                 continue
-            try:
-                file = inspect.getsourcefile(base)
-            except (TypeError, OSError):
-                file = None
+            file = _class_file(base)
             if file and not is_torch_internal(file):
                 found.append(ClassRef(file, base.__qualname__))
         refs = _CLASS_REFS[cls] = tuple(found)
     return refs
 
+
+def _class_file(cls: type) -> str | None:
+    """The file defining ``cls``: that of a function in its body (works for classes of modules
+    loaded outside ``sys.modules``), else what :mod:`inspect` finds."""
+    for value in vars(cls).values():
+        code = getattr(getattr(value, "__func__", value), "__code__", None)
+        if code is not None:
+            return code.co_filename
+    try:
+        return inspect.getsourcefile(cls)
+    except (TypeError, OSError):
+        return None
+
+
+def bare_container_note(root: nn.Module, record: ConstructionRecorder | None) -> str | None:
+    """The note for a model that is a bare ``nn.Sequential`` (no class of its own holds its lines),
+    unless archlint watched it being built."""
+    if type(root) in _CONTAINER_TYPES and (record is None or not record.saw(root)):
+        return BARE_SEQUENTIAL_NOTE
+    return None

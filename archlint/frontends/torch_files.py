@@ -44,12 +44,16 @@ def load_torch(model: Any, input_shapes=None, example_inputs=None, unsafe_load_p
         text = os.fspath(model)
         if os.path.exists(text) or text.lower().endswith((".pt2", ".pt", ".pth", ".ptl", ".torchscript")):
             return _load_file(text, input_shapes, example_inputs, unsafe_load_pickle)
-        module, shape = _call_factory(text)
-        return _module_graph(module, example_inputs, input_shapes if input_shapes is not None else shape, text)
+        from .construction_torch import ConstructionRecorder
+
+        with ConstructionRecorder() as record:  # archlint builds the model: watch where each layer is made
+            module, shape = _call_factory(text)
+        return _module_graph(module, example_inputs, input_shapes if input_shapes is not None else shape, text,
+                             record)
     return _object_graph(model, input_shapes, example_inputs, None)
 
 
-def _object_graph(model, input_shapes, example_inputs, source):
+def _object_graph(model, input_shapes, example_inputs, source, record=None):
     from .torch_module import exported_program_graph, torch_graph
     import torch
 
@@ -57,15 +61,29 @@ def _object_graph(model, input_shapes, example_inputs, source):
         return exported_program_graph(model, source or "<ExportedProgram>")
     if isinstance(model, torch.jit.ScriptModule):
         return _torchscript_graph(model, input_shapes, example_inputs, source or "<ScriptModule>")
-    return torch_graph(model, example_inputs=example_inputs, input_shapes=input_shapes, source=source)
+    graph = torch_graph(model, example_inputs=example_inputs, input_shapes=input_shapes, source=source)
+    return _with_definitions(graph, model, record)
 
 
-def _module_graph(module, example_inputs, input_shapes, source):
+def _with_definitions(graph: Graph, model, record) -> Graph:
+    """``graph`` with each layer's construction line (see :mod:`.construction_torch`)."""
+    from .construction import annotate
+    from .construction_torch import LiveResolver, bare_container_note
+
+    resolver = LiveResolver(model, record)
+    annotate(graph, resolver.modules.__contains__, resolver.definition)
+    note = bare_container_note(model, record)
+    if note:
+        graph.graph.setdefault("notes", []).append(note)
+    return graph
+
+
+def _module_graph(module, example_inputs, input_shapes, source, record=None):
     import torch
 
     if not isinstance(module, torch.nn.Module):
         raise ModelLoadError(source, f"the factory returned a {type(module).__name__}, not a torch.nn.Module")
-    return _object_graph(module, input_shapes, example_inputs, source)
+    return _object_graph(module, input_shapes, example_inputs, source, record)
 
 
 # --- factories -------------------------------------------------------------------------
