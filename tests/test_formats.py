@@ -64,10 +64,12 @@ def validate(doc, schema) -> list[str]:
     return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
-def source_of(finding: dict | Finding) -> tuple[str, int] | None:
-    """(path, line) of a finding's Python source as the renderers must show it: relative to
-    the working directory when the file lies inside it, else absolute."""
-    source = finding["source"] if isinstance(finding, dict) else finding.source
+def source_of(finding: dict | Finding, key: str = "located") -> tuple[str, int] | None:
+    """(path, line) of a finding's Python line as the renderers must show it: relative to
+    the working directory when the file lies inside it, else absolute. ``key`` "located" is
+    the line a finding is annotated at: where the layer is defined, else where it is called."""
+    get = finding.get if isinstance(finding, dict) else lambda k: getattr(finding, k)
+    source = get("defined_at") or get("source") if key == "located" else get(key)
     if not source:
         return None
     path, _, line = source.rpartition(":")
@@ -212,6 +214,12 @@ def test_sarif_results_match_findings(sarif_doc, reports):
                 assert primary["artifactLocation"]["uri"] == where[0]
             assert primary["region"]["startLine"] == where[1]
             assert len(locations) == 2
+            related = [(loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]
+                        ["startLine"]) for loc in result.get("relatedLocations", ())]
+            call = source_of(f, "source")
+            if f.defined_at and call:  # the forward call line sits beside the definition
+                assert (Path(call[0]).as_uri() if call[0].startswith("/") else call[0], call[1]) in related
+            assert len(related) == len(f.construction) + (1 if f.defined_at and call else 0)
     assert any(source_of(f) for _, f in findings), "the dynamo fixture should record Python sources"
     base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
     assert base == ROOT.as_uri() + "/"
