@@ -17,6 +17,7 @@ from .analyses.sampling import (AxisCoverage, StrideStep, WindowCoverage, axis_c
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
+from .budgets import Count, ModelBudget, Ratio, model_anchor, si_count
 from .engine.config import Config
 from .engine.run import lint, lint_graph
 from .graph import POOL_OPS, SPATIAL_OPS, WEIGHTED_OPS, Graph, Layer, Op, Source
@@ -33,4 +34,5 @@ __all__ = [
     "window_coverage", "covered_windows", "unread_windows", "StrideStep", "stride_steps",
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
     "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
+    "Count", "Ratio", "ModelBudget", "model_anchor", "si_count",
 ]

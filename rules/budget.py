@@ -1,108 +1,22 @@
 """Budget rules (AL6xx): model-wide limits on MACs, parameters, activation memory and receptive field.
 
-Every budget is off by default (no limit). Limits take SI suffixes (``4.5G``, ``30M``,
-``512k``; ``Ki``/``Mi``/``Gi`` are powers of 1024) and ratios take ``%`` (``5%`` = 0.05).
-Model-wide findings sit on the model's first output layer.
+Every budget is off by default (no limit). Limits are ``Count`` (SI suffixes: ``4.5G``)
+and ``Ratio`` (``5%``) options; the limit-over-measurement rules are ``ModelBudget``s, as a
+plugin's would be. Model-wide findings sit on the model's first output layer.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, input_extent
+from archlint.api import (Count, Finding, Graph, ModelBudget, Option, Ratio, Rule, RuleContext, Severity,
+                          input_extent, model_anchor, si_count)
 
-__all__ = ["Count", "Ratio", "MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
+__all__ = ["MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
            "MaxMacsIncrease", "get_rules"]
 
-_SI = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-       "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-_COUNT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([kKMGT]i?)?\s*$")
-
-
-class Count(int):
-    """A non-negative count written with an optional SI suffix (an option type: ``N`` on the command line).
-
-    Examples
-    --------
-    >>> Count("4.5G"), Count("30M"), Count("512k"), Count("1Mi"), Count(1200)
-    (4500000000, 30000000, 512000, 1048576, 1200)
-    >>> Count("none") is None  # no limit
-    True
-    >>> Count("lots")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected a count like 4.5G, 30M or 1200, got 'lots'
-    """
-
-    metavar = "N"
-
-    def __new__(cls, value):
-        if value is None or str(value).strip().lower() in ("none", ""):
-            return None
-        if isinstance(value, bool):
-            raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
-        if isinstance(value, (int, float)):
-            number = Fraction(value)
-        else:
-            match = _COUNT.match(str(value))
-            if not match:
-                raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
-            digits, exponent, suffix = match.groups()
-            number = Fraction(digits) * Fraction(10) ** int(exponent or 0) * _SI[suffix or ""]
-        if number < 0 or number.denominator != 1:
-            raise ValueError(f"expected a whole non-negative count, got {value!r}")
-        return super().__new__(cls, int(number))
-
-
-class Ratio(float):
-    """A ratio written as a number (``0.05``) or a percentage (``5%``) (an option type: ``SHARE``).
-
-    Examples
-    --------
-    >>> Ratio("5%"), Ratio("0.5"), Ratio(1)
-    (0.05, 0.5, 1.0)
-    >>> Ratio("five")
-    Traceback (most recent call last):
-    ...
-    ValueError: expected a ratio like 0.05 or 5%, got 'five'
-    """
-
-    metavar = "SHARE"
-
-    def __new__(cls, value):
-        if value is None or str(value).strip().lower() in ("none", ""):
-            return None
-        if isinstance(value, bool):
-            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}")
-        text = str(value).strip()
-        scale = 1.0
-        if text.endswith("%"):
-            text, scale = text[:-1].strip(), 0.01
-        try:
-            number = float(text) * scale
-        except ValueError:
-            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}") from None
-        if not number >= 0 or number == float("inf"):
-            raise ValueError(f"expected a non-negative ratio, got {value!r}")
-        return super().__new__(cls, number)
-
-
-def _si(value: int) -> str:
-    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if value >= factor:
-            return f"{value / factor:.4g}{suffix}"
-    return str(value)
-
-
-def _anchor(graph: Graph) -> str:
-    """The layer model-wide findings sit on: the first graph output."""
-    outputs = list(graph.graph.get("outputs", ()))
-    return outputs[0] if outputs else graph.order()[-1]
-
-
-class MaxMacs(Rule):
+class MaxMacs(ModelBudget):
     """Model needs more multiply-accumulates than its budget.
 
     ## What it flags
@@ -120,23 +34,22 @@ class MaxMacs(Rule):
     convs, earlier downsampling; or raise the budget knowingly.
     """
 
-    code, name, severity = "AL601", "max-macs-exceeded", Severity.ERROR
+    code, name, limit_option = "AL601", "max-macs-exceeded", "max-macs"
     options = (Option("max-macs", Count, default=None,
                       help="Largest headline MAC count allowed (e.g. 4.5G).", flag=True),)
     analyses = ("costs",)
 
-    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit = ctx.options["max-macs"]
-        if limit is None:
-            return
-        macs = sum(c.macs for c in ctx.analysis("costs").values())
-        if macs > limit:
-            yield ctx.finding(_anchor(graph), f"model needs {_si(macs)} MACs, over the budget of {_si(limit)} "
-                              f"({macs:,}/{limit:,})", fix="reduce the costliest layers or raise max-macs",
-                              data={"macs": macs, "limit": int(limit), "excess": macs - int(limit)})
+    def measure(self, graph: Graph, ctx: RuleContext) -> int:
+        return sum(c.macs for c in ctx.analysis("costs").values())
+
+    def over_budget(self, graph: Graph, ctx: RuleContext, macs: int, limit: Count) -> Finding:
+        return ctx.finding(model_anchor(graph), f"model needs {si_count(macs)} MACs, over the budget of "
+                           f"{si_count(limit)} ({macs:,}/{limit:,})",
+                           fix="reduce the costliest layers or raise max-macs",
+                           data={"macs": macs, "limit": int(limit), "excess": macs - int(limit)})
 
 
-class MaxParams(Rule):
+class MaxParams(ModelBudget):
     """Model has more parameters than its budget.
 
     ## What it flags
@@ -153,23 +66,21 @@ class MaxParams(Rule):
     Fewer channels, factorized or shared weights, a smaller classifier head; or raise the budget.
     """
 
-    code, name, severity = "AL602", "max-params-exceeded", Severity.ERROR
+    code, name, limit_option = "AL602", "max-params-exceeded", "max-params"
     options = (Option("max-params", Count, default=None,
                       help="Largest parameter count allowed (e.g. 30M).", flag=True),)
     analyses = ("costs",)
 
-    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit = ctx.options["max-params"]
-        if limit is None:
-            return
-        params = sum(c.params for c in ctx.analysis("costs").values())
-        if params > limit:
-            yield ctx.finding(_anchor(graph), f"model has {_si(params)} parameters, over the budget of "
-                              f"{_si(limit)} ({params:,}/{limit:,})", fix="reduce channels or raise max-params",
-                              data={"params": params, "limit": int(limit), "excess": params - int(limit)})
+    def measure(self, graph: Graph, ctx: RuleContext) -> int:
+        return sum(c.params for c in ctx.analysis("costs").values())
+
+    def over_budget(self, graph: Graph, ctx: RuleContext, params: int, limit: Count) -> Finding:
+        return ctx.finding(model_anchor(graph), f"model has {si_count(params)} parameters, over the budget of "
+                           f"{si_count(limit)} ({params:,}/{limit:,})", fix="reduce channels or raise max-params",
+                           data={"params": params, "limit": int(limit), "excess": params - int(limit)})
 
 
-class MaxPeakActivation(Rule):
+class MaxPeakActivation(ModelBudget):
     """Peak activation memory exceeds its budget.
 
     ## What it flags
@@ -192,25 +103,24 @@ class MaxPeakActivation(Rule):
     tensors at full resolution.
     """
 
-    code, name, severity = "AL603", "max-peak-activation-exceeded", Severity.ERROR
+    code, name, limit_option = "AL603", "max-peak-activation-exceeded", "max-peak-activation"
     options = (Option("max-peak-activation", Count, default=None,
                       help="Largest sum of live activation elements allowed (e.g. 2M).",
                       flag=True),)
     analyses = ("peak_activation",)
 
-    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit = ctx.options["max-peak-activation"]
-        if limit is None:
-            return
+    def measure(self, graph: Graph, ctx: RuleContext) -> int:
+        return ctx.analysis("peak_activation").elements
+
+    def over_budget(self, graph: Graph, ctx: RuleContext, elements: int, limit: Count) -> Finding:
         peak = ctx.analysis("peak_activation")
-        if peak.elements > limit:
-            yield ctx.finding(
-                _anchor(graph), f"peak activation {_si(peak.elements)} elements while computing "
-                f"'{peak.layer}', over the budget of {_si(limit)} ({peak.elements:,}/{limit:,}); largest "
-                f"single tensor {_si(peak.largest)} at '{peak.largest_layer}'",
-                fix="downsample earlier or use fewer channels at high resolution",
-                data={"peak": peak.elements, "peak_layer": peak.layer, "largest": peak.largest,
-                      "largest_layer": peak.largest_layer, "limit": int(limit)})
+        return ctx.finding(
+            model_anchor(graph), f"peak activation {si_count(elements)} elements while computing "
+            f"'{peak.layer}', over the budget of {si_count(limit)} ({elements:,}/{limit:,}); largest "
+            f"single tensor {si_count(peak.largest)} at '{peak.largest_layer}'",
+            fix="downsample earlier or use fewer channels at high resolution",
+            data={"peak": elements, "peak_layer": peak.layer, "largest": peak.largest,
+                  "largest_layer": peak.largest_layer, "limit": int(limit)})
 
 
 class MinReceptiveField(Rule):
@@ -260,7 +170,7 @@ class MinReceptiveField(Rule):
                       "limit": float(limit)})
 
 
-class MaxMacsIncrease(Rule):
+class MaxMacsIncrease(ModelBudget):
     """Model's MACs grew more than allowed over the baseline.
 
     ## What it flags
@@ -278,25 +188,28 @@ class MaxMacsIncrease(Rule):
     Recover the cost elsewhere, or accept it by raising the limit or refreshing the baseline.
     """
 
-    code, name, severity = "AL605", "max-macs-increase-exceeded", Severity.ERROR
+    code, name, limit_option = "AL605", "max-macs-increase-exceeded", "max-macs-increase"
     options = (Option("max-macs-increase", Ratio, default=None,
                       help="Largest MAC growth over baseline-macs allowed (e.g. 5%).", flag=True),
                Option("baseline-macs", Count, default=None, reference="macs",
                       help="Reference MAC count."))
     analyses = ("costs",)
 
-    def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
-        limit, base = ctx.options["max-macs-increase"], ctx.options["baseline-macs"]
-        if limit is None or base is None:
-            return
-        macs = sum(c.macs for c in ctx.analysis("costs").values())
-        allowed = base * (1 + limit)
-        if macs > allowed:
-            growth = (macs - base) / base if base else float("inf")
-            yield ctx.finding(
-                _anchor(graph), f"model needs {_si(macs)} MACs, {100 * growth:+.1f}% over the baseline's "
-                f"{_si(base)} (allowed {100 * limit:+.1f}%)", fix="recover the cost elsewhere or raise max-macs-increase",
-                data={"macs": macs, "baseline_macs": int(base), "increase": growth, "limit": float(limit)})
+    def allowed(self, limit: Ratio, ctx: RuleContext) -> float | None:
+        base = ctx.options["baseline-macs"]
+        return None if base is None else base * (1 + limit)
+
+    def measure(self, graph: Graph, ctx: RuleContext) -> int:
+        return sum(c.macs for c in ctx.analysis("costs").values())
+
+    def over_budget(self, graph: Graph, ctx: RuleContext, macs: int, limit: Ratio) -> Finding:
+        base = ctx.options["baseline-macs"]
+        growth = (macs - base) / base if base else float("inf")
+        return ctx.finding(
+            model_anchor(graph), f"model needs {si_count(macs)} MACs, {100 * growth:+.1f}% over the baseline's "
+            f"{si_count(base)} (allowed {100 * limit:+.1f}%)",
+            fix="recover the cost elsewhere or raise max-macs-increase",
+            data={"macs": macs, "baseline_macs": int(base), "increase": growth, "limit": float(limit)})
 
 
 def get_rules() -> list[type[Rule]]:

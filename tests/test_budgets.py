@@ -9,7 +9,7 @@ import pytest
 from archlint.api import lint
 from archlint.engine.config import load_config
 from archlint.errors import ConfigError
-from archlint.rules.budget import Count, Ratio
+from archlint.api import Count, Ratio
 from conftest import fixture_path, run_cli
 
 MODEL = "budget_net_dynamo.onnx"
