@@ -357,6 +357,46 @@ def test_installed_plugin_is_listed_and_finds(tmp_path):
     assert relaxed.returncode == 0 and "XP101" not in relaxed.stdout
 
 
+def test_plugin_rule_gets_what_a_built_in_gets_flags_references_analyses_fingerprints(tmp_path):
+    """XP102 is a ModelBudget with a generated flag, a reference option and its own Analysis; XP101
+    declares fingerprint keys. Everything a built-in rule declares works the same for them."""
+    site = _site_with_example_plugin(tmp_path)
+    helped = run_subprocess(site, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "--max-layers-added N" in helped.stdout and "[XP102.max-layers-added]" in " ".join(helped.stdout.split())
+    explained = run_subprocess(site, "--explain", "XP102")
+    assert "- `XP102.max-layers-added` (Count, default none): " in explained.stdout
+    assert "Command line: `--max-layers-added N`" in " ".join(explained.stdout.split())
+    # the reference: a baseline report whose summary holds 2 layers; MODEL has more
+    linted = json.loads(run_subprocess(site, MODEL, "--format", "json", "--select", "ALL").stdout)
+    layers = linted["summary"]["layers"]
+    assert layers > 2
+    reference = tmp_path / "reference.json"
+    reference.write_text(json.dumps({"findings": [], "summary": {"layers": 2}}))
+    over = run_subprocess(site, MODEL, "--select", "XP102", "--baseline", reference, "--max-layers-added",
+                          str(layers - 3), "--format", "json")
+    assert over.returncode == 1, over.stderr
+    [finding] = json.loads(over.stdout)["findings"]
+    assert (finding["code"], finding["data"]) == ("XP102", {"layers": layers, "baseline_layers": 2,
+                                                            "limit": layers - 3})
+    within = run_subprocess(site, MODEL, "--select", "XP102", "--baseline", reference, "--max-layers-added",
+                            str(layers - 2))
+    assert within.returncode == 0, within.stdout + within.stderr
+    assert run_subprocess(site, MODEL, "--select", "XP102", "--max-layers-added", "0").returncode == 0  # no reference
+    # fingerprint keys: the baselined XP101 finding stays silenced while its channels match
+    baseline = tmp_path / "baseline.json"
+    written = run_subprocess(site, MODEL, "--select", "XP101", "--write-baseline", baseline, "--exit-zero")
+    assert written.returncode == 0, written.stderr
+    assert run_subprocess(site, MODEL, "--select", "XP101", "--baseline", baseline).returncode == 0
+    document = json.loads(baseline.read_text())
+    document["findings"][0]["data"]["limit"] = 6        # not a fingerprint key: still the same finding
+    baseline.write_text(json.dumps(document))
+    assert run_subprocess(site, MODEL, "--select", "XP101", "--baseline", baseline).returncode == 0
+    document["findings"][0]["data"]["channels"] = 16    # a fingerprint key: another finding
+    baseline.write_text(json.dumps(document))
+    assert run_subprocess(site, MODEL, "--select", "XP101", "--baseline", baseline).returncode == 1
+
+
 def test_plugin_that_fails_to_import_is_named_in_one_line(tmp_path):
     site = _site_with_example_plugin(tmp_path)
     (site / "archlint_broken_plugin").mkdir()
@@ -419,6 +459,13 @@ def test_rules_path_loads_rules_from_py_files(capsys, tmp_path):
                                         "fail-on = info\n")
     code, found, _ = findings(capsys)
     assert (code, found) == (1, {("LOC101", "pool")})
+
+
+def test_rule_reading_an_analysis_it_does_not_declare_is_a_one_line_error(capsys, tmp_path):
+    (tmp_path / "sneaky.py").write_text(_LOCAL_RULE.replace(
+        "        for layer in graph.layers():", "        ctx.analysis('costs')\n        for layer in graph.layers():"))
+    line = one_line_error(*run(capsys, MODEL, "--rules-path", tmp_path, "--select", "LOC101"))
+    assert "LOC101" in line and "'costs'" in line and "analyses" in line
 
 
 def test_broken_rules_path_file_is_a_one_line_error(capsys, tmp_path):
