@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # noqa: E402
 
 from archlint import lint  # noqa: E402
+from archlint.export import export_onnx as export  # noqa: E402
 from archlint.graph import POOL_OPS, WEIGHTED_OPS  # noqa: E402
 
-from conftest import export, import_torchvision, run_cli  # noqa: E402
+from conftest import import_torchvision, run_cli  # noqa: E402
 from construction_log import ConstructionLog, is_construction_line, module_of  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

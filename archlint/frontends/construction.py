@@ -62,6 +62,7 @@ class Definition(NamedTuple):
 _LIBRARY = ("site-packages", "dist-packages")
 
 
+@lru_cache(maxsize=4096)
 def is_library_file(path: str) -> bool:
     """Whether ``path`` is installed library code rather than the user's own (site-packages)."""
     parts = path.replace("\\", "/").split("/")
@@ -78,7 +79,7 @@ def pick(chain: Sequence[Site]) -> Source | None:
     >>> str(pick([helper, caller]))
     '/home/u/net.py:21'
     """
-    usable = [s for s in chain if not is_torch_internal(s.source.file)]
+    usable = [s for s in chain if not _is_torch(s.source.file)]
     user = [s for s in usable if not is_library_file(s.source.file)]
     candidates = user or usable
     for site in candidates:
@@ -87,37 +88,63 @@ def pick(chain: Sequence[Site]) -> Source | None:
     return candidates[0].source if candidates else None
 
 
+@lru_cache(maxsize=4096)
+def _is_torch(path: str) -> bool:
+    return is_torch_internal(path)
+
+
 def definition(chain: Sequence[Site]) -> Definition:
     """:class:`Definition` of a chain: the picked line and the distinct lines, innermost first."""
-    lines = tuple(dict.fromkeys(s.source for s in chain if not is_torch_internal(s.source.file)))
+    lines = tuple(dict.fromkeys(s.source for s in chain if not _is_torch(s.source.file)))
     return Definition(pick(chain), lines)
 
 
 # --- reading class sources ---------------------------------------------------------------
 
 @lru_cache(maxsize=256)
-def _parsed(path: str) -> tuple[str, ast.Module] | None:
-    """The text and syntax tree of the file at ``path``; ``None`` when it cannot be read or parsed."""
+def source_text(path: str) -> str | None:
+    """The text of a Python file (read once per process), or ``None`` when it cannot be read."""
     try:
         if os.path.getsize(path) > MAX_SOURCE_BYTES:
             return None
         with open(path, "rb") as handle:
-            text = decode_source(handle.read())
-        return text, ast.parse(text, filename=path)
-    except (OSError, ValueError, SyntaxError, RecursionError, MemoryError, UnicodeDecodeError):
+            return decode_source(handle.read())
+    except (OSError, ValueError, MemoryError, UnicodeDecodeError):
         return None
 
 
+def _parse(text: str, path: str, first_line: int = 1) -> ast.Module | None:
+    try:
+        tree = ast.parse(text, filename=path)
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
+        return None
+    if first_line > 1:
+        ast.increment_lineno(tree, first_line - 1)
+    return tree
+
+
+@lru_cache(maxsize=256)
 def source_tree(path: str) -> ast.Module | None:
-    """The syntax tree of a Python file (read and parsed once per process), or ``None``."""
-    parsed = _parsed(path)
-    return None if parsed is None else parsed[1]
+    """The syntax tree of a whole Python file (parsed once per process), or ``None``."""
+    text = source_text(path)
+    return None if text is None else _parse(text, path)
 
 
-def source_text(path: str) -> str | None:
-    """The text of a Python file as :func:`source_tree` parsed it, or ``None``."""
-    parsed = _parsed(path)
-    return None if parsed is None else parsed[0]
+@lru_cache(maxsize=1024)
+def _top_level_class(path: str, name: str) -> ast.ClassDef | None:
+    """A top-level class, parsed alone: a model file's other code is not parsed for it."""
+    text = source_text(path)
+    if text is None:
+        return None
+    starts = [m.start() for m in re.finditer(rf"^class[ \t]+{re.escape(name)}\b", text, re.MULTILINE)]
+    if len(starts) != 1:
+        return _find(source_tree(path), [name])
+    end = re.compile(r"^(?=[^\s#)\]}])", re.MULTILINE).search(text, text.index("\n", starts[0]) + 1
+                                                             if "\n" in text[starts[0]:] else len(text))
+    segment = text[starts[0]:end.start() if end else len(text)]
+    tree = _parse(segment, path, text.count("\n", 0, starts[0]) + 1)
+    found = _find(tree, [name])
+    return found if found is not None else _find(source_tree(path), [name])
 
 
 _SCOPES = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
@@ -130,14 +157,18 @@ def class_def(path: str, qualname: str) -> ast.ClassDef | None:
     Nested names follow Python's ``__qualname__``: ``Outer.Inner``, or
     ``build.<locals>.Net`` for a class defined inside the function ``build``.
     """
-    tree = source_tree(path)
+    parts = [p for p in qualname.split(".") if p != "<locals>"]
+    if len(parts) == 1:
+        return _top_level_class(path, parts[0])
+    return _find(source_tree(path), parts)
+
+
+def _find(tree: ast.Module | None, parts: list[str]) -> ast.ClassDef | None:
     if tree is None:
         return None
     body: Iterable[ast.stmt] = tree.body
     found = None
-    for part in qualname.split("."):
-        if part == "<locals>":
-            continue
+    for part in parts:
         found = next((n for n in body if isinstance(n, _SCOPES) and n.name == part), None)
         if found is None:
             return None
@@ -158,6 +189,22 @@ def _self_attr(target: ast.expr) -> str | None:
     return None
 
 
+def _statements(body: list[ast.stmt]) -> Iterable[ast.stmt]:
+    """Statements of a method body and of the blocks nested in it (not of nested functions)."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(stmt, name, None)
+            if isinstance(block, list):
+                yield from _statements(block)
+        for handler in getattr(stmt, "handlers", ()):
+            yield from _statements(handler.body)
+        for case in getattr(stmt, "cases", ()):
+            yield from _statements(case.body)
+
+
 @lru_cache(maxsize=1024)
 def _class_bindings(path: str, qualname: str) -> dict[str, list[Binding]]:
     node = class_def(path, qualname)
@@ -167,25 +214,25 @@ def _class_bindings(path: str, qualname: str) -> dict[str, list[Binding]]:
     for method in node.body:
         if not isinstance(method, (ast.FunctionDef, ast.AsyncFunctionDef)) or method.name == "forward":
             continue
-        for stmt in ast.walk(method):
+        for stmt in _statements(method.body):
             if isinstance(stmt, ast.Assign):
-                targets = [t for target in stmt.targets
-                           for t in (target.elts if isinstance(target, ast.Tuple) else (target,))]
-                for target in targets:
-                    name = _self_attr(target)
-                    if name is not None:
-                        value = stmt.value if len(stmt.targets) == 1 and target in stmt.targets else None
-                        found.setdefault(name, []).append(Binding(stmt.lineno, value))
+                for target in stmt.targets:
+                    for t in (target.elts if isinstance(target, ast.Tuple) else (target,)):
+                        name = _self_attr(t)
+                        if name is not None:
+                            value = stmt.value if t is target and len(stmt.targets) == 1 else None
+                            found.setdefault(name, []).append(Binding(stmt.lineno, value))
             elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
                 name = _self_attr(stmt.target)
                 if name is not None:
                     found.setdefault(name, []).append(Binding(stmt.lineno, stmt.value))
-            elif isinstance(stmt, ast.Call) and len(stmt.args) == 2 and isinstance(stmt.args[0], ast.Constant) \
-                    and isinstance(stmt.args[0].value, str):
-                func = stmt.func
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+                call = stmt.value
+                func = call.func
                 if isinstance(func, ast.Attribute) and func.attr in ("add_module", "register_module") \
-                        and isinstance(func.value, ast.Name) and func.value.id == "self":
-                    found.setdefault(stmt.args[0].value, []).append(Binding(stmt.lineno, stmt.args[1]))
+                        and isinstance(func.value, ast.Name) and func.value.id == "self" and len(call.args) == 2 \
+                        and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+                    found.setdefault(call.args[0].value, []).append(Binding(stmt.lineno, call.args[1]))
     return found
 
 
