@@ -115,7 +115,7 @@ class Layer:
     #: The construction lines from the innermost outwards (``defined_at`` is one of them).
     construction: tuple[Source, ...] = ()
     #: Text attached to the node by the model author (ONNX doc_string or an ``archlint``
-    #: metadata entry); the engine reads inline suppressions such as ``archlint: ignore[AL101]``.
+    #: metadata entry); the engine reads inline suppressions such as ``archlint: ignore[XY101]``.
     comment: str = ""
     #: Free-form extras from the frontend (e.g. the format's node name).
     extra: dict = field(default_factory=dict, compare=False, hash=False)

@@ -3,7 +3,7 @@
 A rule is a class that declares everything the core needs to know about it, so that the
 engine, the CLI, baselines and renderers never name a rule code:
 
-- ``code`` (``AL101``), a kebab-case ``name`` and a default ``severity``;
+- ``code`` (``XY101``), a kebab-case ``name`` and a default ``severity``;
 - ``options``: :class:`Option` declarations (type, default, help, deprecated aliases, a
   command-line flag, a value taken from a reference report); their documentation is
   generated from them (:meth:`Rule.options_doc`), never typed into the docstring;
@@ -45,7 +45,7 @@ class Option:
     """A documented rule option.
 
     ``name`` is kebab-case and unique within its rule; users write it qualified by the
-    rule's code or name (``AL101.max-plain-depth``). ``aliases`` are former unqualified
+    rule's code or name (``XY101.max-plain-depth``). ``aliases`` are former unqualified
     names still accepted, with a deprecation note. ``flag`` makes the command line offer
     ``--NAME VALUE``. ``reference`` names a field of a reference report's summary
     (``"macs"``) that the option takes when the run has one (``archlint diff`` BASE, a

@@ -2,7 +2,7 @@
 
 A case file holds ``rule: CODE`` and named cases::
 
-    rule: AL101
+    rule: XY101
     plain_chain_fails:
       model: plain_chain_12            # fixture name in the models folder
       findings:
@@ -10,11 +10,11 @@ A case file holds ``rule: CODE`` and named cases::
           data: {depth: 12, limit: 8}  # listed keys must match exactly; others are ignored
     raised_limit_passes:
       model: plain_chain_12
-      options: {AL101.max-plain-depth: 12}
+      options: {XY101.max-plain-depth: 12}
       findings: []
     node_suppressed:
       model: plain_chain_12
-      config: {per-node-ignores: {"features.*": [AL101]}}
+      config: {per-node-ignores: {"features.*": [XY101]}}
       findings: []
 
 A fixture name resolves to ``NAME.onnx`` or, for models exported from PyTorch, to both

@@ -565,3 +565,13 @@ def test_no_rule_or_analysis_crashes_on_random_graphs(data):
     for render in RENDERERS.values():
         render([report], show_layers=True)
     json.dumps(report.to_dict())
+
+
+def test_the_core_names_no_rule_code():
+    """Rules own their metadata: archlint/ (engine, CLI, reports, docstrings) never names a rule by code."""
+    import re
+    pattern = re.compile(r"\bAL[0-9]{3}\b")
+    files = [p for p in sorted((ROOT / "archlint").rglob("*")) if p.suffix in (".py", ".json")]
+    named = [f"{path.relative_to(ROOT)}:{n}" for path in files
+             for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
+    assert not named, f"rule codes named in the core: {named}"

@@ -1,9 +1,9 @@
 """Rule options: qualified names, deprecated flat aliases, reference values, type checks.
 
 Users name an option by its rule, as ``RULE.option``, where ``RULE`` is the rule's code
-(any case, since setup.cfg lowercases keys) or its name: ``AL101.max-plain-depth`` and
+(any case, since setup.cfg lowercases keys) or its name: ``XY101.max-plain-depth`` and
 ``deep-chain-without-skip.max-plain-depth`` are the same option. In TOML the dotted key
-is a table, so ``[tool.archlint.AL101]`` with ``max-plain-depth = 10`` works too.
+is a table, so ``[tool.archlint.XY101]`` with ``max-plain-depth = 10`` works too.
 
 An unqualified name (``max-plain-depth``) is a deprecated alias: it still sets the one
 option declared with that name or alias, and the report notes how to write it; a name that

@@ -1,8 +1,8 @@
 """Which rules run: ``select`` and ``ignore`` by code, code prefix, rule name or ``ALL``.
 
-The most specific selector wins, as in ruff: ``select = ["AL2"]`` with
-``ignore = ["AL201"]`` runs every AL2xx rule but AL201, and ``ignore = ["AL2"]`` with
-``select = ["AL203"]`` runs AL203 alone of that family.
+The most specific selector wins, as in ruff: ``select = ["XY2"]`` with
+``ignore = ["XY201"]`` runs every XY2xx rule but XY201, and ``ignore = ["XY2"]`` with
+``select = ["XY203"]`` runs XY203 alone of that family.
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ def selected_rules(rules: Sequence[type[Rule]], select: Sequence[str],
     >>> from archlint.report import Severity
     >>> class A(Rule):
     ...     '''A. ## What it flags ## Why it matters ## Example ## Fix'''
-    ...     code, name = "AL201", "a-rule"
+    ...     code, name = "XY201", "a-rule"
     >>> class B(Rule):
     ...     '''B. ## What it flags ## Why it matters ## Example ## Fix'''
-    ...     code, name = "AL202", "b-rule"
-    >>> [r.code for r in selected_rules([A, B], ["AL2"], ["AL201"])]
-    ['AL202']
-    >>> [r.code for r in selected_rules([A, B], ["b-rule"], ["AL2"])]
-    ['AL202']
+    ...     code, name = "XY202", "b-rule"
+    >>> [r.code for r in selected_rules([A, B], ["XY2"], ["XY201"])]
+    ['XY202']
+    >>> [r.code for r in selected_rules([A, B], ["b-rule"], ["XY2"])]
+    ['XY202']
     """
     _check_known(select, rules, "select")
     _check_known(ignore, rules, "ignore")

@@ -2,7 +2,7 @@
 
 A marker sits in the model itself (an ONNX node's ``doc_string`` or an ``archlint``
 metadata entry): ``archlint: ignore`` silences every rule on that layer,
-``archlint: ignore[AL101, AL2]`` the named codes and prefixes. Suppressions that silence
+``archlint: ignore[XY101, XY2]`` the named codes and prefixes. Suppressions that silence
 nothing are reported, so stale ones do not pile up.
 """
 
@@ -28,8 +28,8 @@ def parse_marker(text: str) -> tuple[str, ...] | None:
 
     Examples
     --------
-    >>> parse_marker("archlint: ignore[AL101, AL2]")
-    ('AL101', 'AL2')
+    >>> parse_marker("archlint: ignore[XY101, XY2]")
+    ('XY101', 'XY2')
     >>> parse_marker("legacy stem; archlint: ignore")
     ('ALL',)
     >>> parse_marker("nothing here") is None
