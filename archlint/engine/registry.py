@@ -7,6 +7,7 @@ door as plugins. Codes must start with the entry point's prefix and be unique.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 from importlib.metadata import entry_points
@@ -35,7 +36,9 @@ def _rules_of(module: ModuleType, origin: str, prefix: str | None) -> list[type[
     return rules
 
 
-def _from_entry_points() -> list[tuple[str, list[type[Rule]]]]:
+@functools.cache
+def _entry_point_rules() -> tuple[tuple[str, tuple[type[Rule], ...]], ...]:
+    """The installed plugins' rules, loaded once per process (the CLI asks for its flags, then the run)."""
     found = []
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist is not None else "?"
@@ -44,8 +47,8 @@ def _from_entry_points() -> list[tuple[str, list[type[Rule]]]]:
             module = ep.load()
         except Exception as exc:
             raise RuleError(f"rule plugin {origin} failed to load: {type(exc).__name__}: {exc}") from None
-        found.append((origin, _rules_of(module, origin, ep.name)))
-    return found
+        found.append((origin, tuple(_rules_of(module, origin, ep.name))))
+    return tuple(found)
 
 
 def _from_folder(folder: Path) -> list[tuple[str, list[type[Rule]]]]:
@@ -70,7 +73,7 @@ def discover_rules(rules_paths: tuple[str | Path, ...] = ()) -> list[type[Rule]]
     """All rule classes, sorted by code; raises :class:`RuleError` on a broken or clashing plugin."""
     by_code: dict[str, tuple[type[Rule], str]] = {}
     by_name: dict[str, str] = {}
-    sources = _from_entry_points()
+    sources = [(origin, list(rules)) for origin, rules in _entry_point_rules()]
     for path in rules_paths:
         sources.extend(_from_folder(Path(path)))
     for origin, rules in sources:
