@@ -14,6 +14,9 @@ engine, the CLI, baselines and renderers never name a rule code:
 - a docstring with fixed sections (``## What it flags``, ``## Why it matters``,
   ``## Example``, ``## Fix``).
 
+A base class for a kind of rule (such as ``ModelBudget``) sets ``abstract = True`` in its
+own body: it is not checked as a rule, its subclasses are.
+
 ``check(graph, ctx)`` only yields :class:`~archlint.report.Finding` objects built with
 ``ctx.finding``; the engine decides whether it runs, with which options, and which
 findings are suppressed.

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from archlint import lint
 from archlint.cli import FORMATS
 from archlint.engine.registry import discover_rules
-from archlint.report import Finding, Report, Severity, Summary
+from archlint.report import Finding, Report, RuleInfo, Severity, Summary
 from archlint.reports import RENDERERS
 from archlint.reports.github import escape_data, escape_property, render_github
 from archlint.reports.html import render_html
@@ -420,3 +421,14 @@ def test_repr_html_is_the_same_report_for_jupyter(reports):
     page = render_html([report])
     prefix = re.search(r'<section class="model" id="([^"]+)0"', fragment).group(1)
     assert fragment.replace(prefix, "r") in page
+
+
+def test_sarif_rule_descriptors_come_from_the_report_not_from_installed_rules():
+    """The renderer only renders: a rule that is not installed is described by the report's RuleInfo."""
+    info = RuleInfo("AL999", "odd-rule", Severity.WARNING, "Odd layers.",
+                    (("What it flags", "Odd layers."), ("Options", "- `AL999.max-odd` (int, default 1): Most.")))
+    report = replace(_report("m.onnx", [ODD]), rules=(info,))
+    (rule,) = json.loads(render_sarif([report]))["runs"][0]["tool"]["driver"]["rules"]
+    assert (rule["id"], rule["name"], rule["shortDescription"]["text"]) == ("AL999", "odd-rule", "Odd layers.")
+    assert rule["defaultConfiguration"]["level"] == "warning"   # the rule's default, not the finding's error
+    assert "## Options\n- `AL999.max-odd`" in rule["help"]["markdown"]
