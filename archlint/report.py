@@ -85,14 +85,21 @@ class Finding:
                 "data": _plain(self.data)}
 
 
+#: Types JSON takes as they are; checked first because ``isinstance(x, Fraction)`` goes through
+#: the ABC machinery of ``numbers`` and is slow on every layer of a large report.
+_JSON_SCALARS = frozenset({int, float, str, bool, type(None)})
+
+
 def number(value: Fraction | int | float) -> int | float:
     """A JSON-friendly number: integers stay exact, fractions become floats."""
-    if isinstance(value, Fraction):
+    if type(value) not in _JSON_SCALARS and isinstance(value, Fraction):
         return int(value) if value.denominator == 1 else float(value)
     return value
 
 
 def _plain(value: Any) -> Any:
+    if type(value) in _JSON_SCALARS:
+        return value
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

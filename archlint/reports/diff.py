@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from ..diff import ModelDiff
+from .json_text import dumps
 from .markdown import escape_cell
 from .text import human
 
@@ -92,7 +92,7 @@ def render_diff_text(diff: ModelDiff) -> str:
 
 def render_diff_json(diff: ModelDiff) -> str:
     """The versioned document of ``ModelDiff.to_dict()`` (docs/diff-json.md)."""
-    return json.dumps(diff.to_dict(), indent=2) + "\n"
+    return dumps(diff.to_dict(), 3)  # one layer change, one finding per line
 
 
 def render_diff_markdown(diff: ModelDiff, max_rows: int = MAX_ROWS) -> str:

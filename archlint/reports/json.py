@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 from ..report import SCHEMA_VERSION, Report
+from .json_text import dumps
 
 __all__ = ["render_json"]
 
 
 def render_json(reports: Sequence[Report], show_layers: bool = True) -> str:
-    """One report as its document; several as ``{"schema_version", "reports": [...]}``."""
+    """One report as its document; several as ``{"schema_version", "reports": [...]}``.
+
+    Summary fields, findings and layer rows are one per line (:mod:`.json_text`).
+    """
     if len(reports) == 1:
-        return json.dumps(reports[0].to_dict(), indent=2) + "\n"
-    return json.dumps({"schema_version": SCHEMA_VERSION, "reports": [r.to_dict() for r in reports]},
-                      indent=2) + "\n"
+        return dumps(reports[0].to_dict(), 2)
+    return dumps({"schema_version": SCHEMA_VERSION, "reports": [r.to_dict() for r in reports]}, 4)

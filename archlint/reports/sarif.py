@@ -20,13 +20,13 @@ survives edits that move lines.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
 from ..report import Finding, Report, RuleInfo, Severity
+from .json_text import dumps
 
 __all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS", "relative_path", "split_source", "is_file"]
 
@@ -188,4 +188,4 @@ def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: 
            "results": [_result(r, f, index[f.code], base) for r in reports for f in r.findings],
            "columnKind": "unicodeCodePoints"}
     log = {"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}
-    return json.dumps(log, indent=2) + "\n"
+    return dumps(log, 4)  # one result per line

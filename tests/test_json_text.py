@@ -1,0 +1,36 @@
+"""The JSON text of the machine formats: valid JSON equal to json.dumps' document, records one per line."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from archlint import lint
+from archlint.reports import RENDERERS
+from archlint.reports.json_text import dumps
+from conftest import fixture_path
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_DOCS = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text() | st.integers() | st.booleans(), inner, max_size=4), max_leaves=30)
+
+
+@given(_DOCS, st.integers(0, 5))
+def test_text_encodes_the_document_as_json_dumps_does(doc, expand):
+    text = dumps(doc, expand)
+    assert text.endswith("\n") and text.isascii()
+    assert json.loads(text) == json.loads(json.dumps(doc))
+    assert json.dumps(json.loads(text)) == json.dumps(doc)  # same keys, same order, same numbers
+
+
+def test_json_report_has_one_layer_and_one_finding_per_line():
+    report = lint(fixture_path("example_cnn_dynamo.onnx"))
+    text = RENDERERS["json"]([report], show_layers=True)
+    assert json.loads(text) == json.loads(json.dumps(report.to_dict()))
+    lines = text.splitlines()
+    for row in report.to_dict()["layers"]:
+        assert "    " + json.dumps(row) in (line.rstrip(",") for line in lines)
+    for finding in report.to_dict()["findings"]:
+        assert "    " + json.dumps(finding) in (line.rstrip(",") for line in lines)
