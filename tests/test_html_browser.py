@@ -101,3 +101,46 @@ def test_screenshot_shows_the_plots(page, tmp_path):
     assert near((0x2c, 0xa0, 0x2c)), "feature-map points not painted"
     assert near((0x8f, 0xa8, 0xc8)), "MAC bars not painted"
     assert near((0xe6, 0x55, 0x0d)), "saved-MAC bars not painted"
+
+
+class _DefinedAt(HTMLParser):
+    """Texts of the ``code.defined-at`` elements of the findings table, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_findings = self.in_code = False
+        self.texts: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self.in_findings = attrs.get("class") == "findings"
+        elif tag == "code" and self.in_findings and attrs.get("class") == "defined-at":
+            self.in_code = True
+            self.texts.append("")
+
+    def handle_endtag(self, tag):
+        if tag == "code":
+            self.in_code = False
+        elif tag == "table":
+            self.in_findings = False
+
+    def handle_data(self, data):
+        if self.in_code:
+            self.texts[-1] += data
+
+
+def test_rendered_findings_show_the_definition_line(page, tmp_path):
+    target, report = page
+    result = chromium(tmp_path, "--dump-dom", target.as_uri())
+    assert result.returncode == 0, result.stderr[-2000:]
+    parser = _DefinedAt()
+    parser.feed(result.stdout)
+    expected = []
+    for f in report.findings:
+        if f.defined_at:
+            path, _, line = f.defined_at.rpartition(":")
+            full = Path(ROOT, path).resolve()
+            shown = full.relative_to(ROOT).as_posix() if ROOT in full.parents else full.as_posix()
+            expected.append(f"{shown}:{line}")
+    assert expected and parser.texts == expected
