@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-import torch  # noqa: E402
+from archlint import lint
+from archlint.export import export_onnx as export
+from archlint.graph import POOL_OPS, WEIGHTED_OPS
 
-from archlint import lint  # noqa: E402
-from archlint.export import export_onnx as export  # noqa: E402
-from archlint.graph import POOL_OPS, WEIGHTED_OPS  # noqa: E402
-
-from conftest import import_torchvision, run_cli  # noqa: E402
-from construction_log import ConstructionLog, is_construction_line, module_of  # noqa: E402
+from conftest import import_torchvision, run_cli
+from construction_log import ConstructionLog, is_construction_line, module_of
 
 HERE = Path(__file__).resolve().parent
 HELPER = HERE / "helper_net.py"
@@ -60,6 +57,11 @@ def _helper_findings(route: str, helper_onnx: Path) -> list[dict]:
         net = _helper_module()
         model, shape = net.build()
         return [f.to_dict() for f in lint(model, input_shapes=shape).findings]
+    if route == "pt2":  # a saved torch.export program: classes and traces as in a dynamo export
+        model, shape = _helper_module().build()
+        path = helper_onnx.with_suffix(".pt2")
+        torch.export.save(torch.export.export(model.eval(), (torch.randn(*shape),)), str(path))
+        return [f.to_dict() for f in lint(path).findings]
     if route == "factory":  # archlint builds the model itself and records its construction
         result = run_cli("helper_net:build", "--format", "json", cwd=HERE)
         assert result.returncode == 1, result.stderr
@@ -67,7 +69,7 @@ def _helper_findings(route: str, helper_onnx: Path) -> list[dict]:
     return [f.to_dict() for f in lint(helper_onnx).findings]
 
 
-@pytest.mark.parametrize("route", ["api", "factory", "dynamo"])
+@pytest.mark.parametrize("route", ["api", "factory", "dynamo", "pt2"])
 def test_helper_block_findings_name_the_model_class_lines(route, helper_onnx):
     findings = _helper_findings(route, helper_onnx)
     flagged = {f["layer"] for f in findings}

@@ -1,4 +1,4 @@
-"""Construction lines of the layers of a torch dynamo ONNX export, read from local source files.
+"""Construction lines of the layers of a torch dynamo ONNX export or ``.pt2`` program, read from local source files.
 
 The dynamo exporter records, per node, the module path of every enclosing module
 (``pkg.torch.onnx.name_scopes``), their classes (``pkg.torch.onnx.class_hierarchy``, e.g.
@@ -10,6 +10,9 @@ layer in its parent's class. A convolution fused with its BatchNorm carries the
 BatchNorm's scope, so layers are resolved from their own module path (the weight
 initializer's name), not from the node's scope.
 
+A ``torch.export`` program records the same in each node's ``nn_module_stack`` and
+``stack_trace``: :func:`traced_definitions` serves both.
+
 Legacy (TorchScript-based) exports carry no classes and no stack traces: nothing can be
 resolved, and :func:`onnx_definitions` says so in a note.
 """
@@ -20,14 +23,14 @@ import os
 import re
 import sys
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from ..graph import POOL_OPS, WEIGHTED_OPS, Op
 from .construction import CONTAINERS, ClassRef, Definition, ModuleInfo, StaticResolver, class_def
 from .sources import is_torch_internal, local_source
 
-__all__ = ["onnx_definitions", "LEGACY_NOTE", "BARE_SEQUENTIAL_NOTE"]
+__all__ = ["onnx_definitions", "traced_definitions", "trace_files", "LEGACY_NOTE", "BARE_SEQUENTIAL_NOTE"]
 
 LEGACY_NOTE = ("this export records no Python classes or stack traces (legacy exporter): findings have "
                "no construction line (defined_at); export with dynamo=True to get them")
@@ -40,6 +43,11 @@ _ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _TORCH_CONTAINER = "torch.nn.modules.container."
 #: Ops counted in ``ModuleInfo.builds`` (what a helper that builds "one layer" builds).
 _BUILT = WEIGHTED_OPS | POOL_OPS | {Op.GLOBAL_POOL}
+
+
+def trace_files(trace: str) -> list[str]:
+    """The files named by a recorded stack trace (``File "...", line N`` lines)."""
+    return _FILE.findall(trace)
 
 
 def onnx_definitions(metas: Sequence[Mapping[str, str]], paths: Sequence[str | None],
@@ -58,9 +66,17 @@ def onnx_definitions(metas: Sequence[Mapping[str, str]], paths: Sequence[str | N
                 classes.setdefault(scope, cls)
         trace = meta.get("pkg.torch.onnx.stack_trace")
         if trace:
-            files.update(dict.fromkeys(_FILE.findall(trace)))
+            files.update(dict.fromkeys(trace_files(trace)))
     if not classes:
         return [None] * len(paths), [LEGACY_NOTE]
+    return traced_definitions(classes, files, paths, ops)
+
+
+def traced_definitions(classes: Mapping[str, str], files: Iterable[str], paths: Sequence[str | None],
+                       ops: Sequence[Op]) -> tuple[list[Definition | None], list[str]]:
+    """Definitions of layers ``paths`` from the class of each module path
+    (``"layer1.0": "torchvision.models.resnet.BasicBlock"``, ``""`` for the model) and the
+    source files the traces name; plus notes."""
     builds: Counter[str] = Counter()
     for path, op in zip(paths, ops):
         if path is not None and op in _BUILT:
@@ -68,7 +84,7 @@ def onnx_definitions(metas: Sequence[Mapping[str, str]], paths: Sequence[str | N
             parts = path.split(".")
             for i in range(1, len(parts) + 1):
                 builds[".".join(parts[:i])] += 1
-    finder = _ClassFinder(tuple(f for f in files if not is_torch_internal(f)))
+    finder = _ClassFinder(tuple(f for f in dict.fromkeys(files) if not is_torch_internal(f)))
 
     def info(path: str) -> ModuleInfo | None:
         cls = classes.get(path)

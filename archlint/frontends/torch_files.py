@@ -58,7 +58,7 @@ def _object_graph(model, input_shapes, example_inputs, source, record=None):
     import torch
 
     if isinstance(model, torch.export.ExportedProgram):
-        return exported_program_graph(model, source or "<ExportedProgram>")
+        return _with_traced_definitions(exported_program_graph(model, source or "<ExportedProgram>"), model)
     if isinstance(model, torch.jit.ScriptModule):
         return _torchscript_graph(model, input_shapes, example_inputs, source or "<ScriptModule>")
     graph = torch_graph(model, example_inputs=example_inputs, input_shapes=input_shapes, source=source)
@@ -75,6 +75,34 @@ def _with_definitions(graph: Graph, model, record) -> Graph:
     note = bare_container_note(model, record)
     if note:
         graph.graph.setdefault("notes", []).append(note)
+    return graph
+
+
+def _with_traced_definitions(graph: Graph, program) -> Graph:
+    """``graph`` with construction lines from the classes and traces a ``torch.export`` program records."""
+    from dataclasses import replace
+
+    from .construction import layer_module
+    from .construction_onnx import trace_files, traced_definitions
+
+    classes: dict[str, str] = {}
+    files: dict[str, None] = {}
+    for node in program.graph.nodes:
+        for entry in (node.meta.get("nn_module_stack") or {}).values():
+            if isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str):
+                cls = entry[1]
+                classes.setdefault(entry[0], cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}")
+        files.update(dict.fromkeys(trace_files(node.meta.get("stack_trace") or "")))
+    if not classes:
+        return graph
+    layers = list(graph.layers())
+    paths = [layer_module(layer, classes.__contains__) for layer in layers]
+    found, notes = traced_definitions(classes, files, paths, [layer.op for layer in layers])
+    for layer, defined in zip(layers, found):
+        if defined is not None and defined.chain:
+            graph.nodes[layer.name]["layer"] = replace(layer, defined_at=defined.defined_at,
+                                                       construction=defined.chain)
+    graph.graph.setdefault("notes", []).extend(notes)
     return graph
 
 
@@ -200,7 +228,7 @@ def _load_pt2(path: str, archive: zipfile.ZipFile, names: list[str]) -> Graph:
             program = torch.export.load(path)
     except Exception as exc:
         raise ModelLoadError(path, f"not a loadable torch.export archive: {_one_line(exc)}") from None
-    return exported_program_graph(program, path)
+    return _with_traced_definitions(exported_program_graph(program, path), program)
 
 
 def _load_pickle(path: str, input_shapes, example_inputs, unsafe: bool) -> Graph:
