@@ -7,16 +7,19 @@ Rule/Option/RuleContext/Finding/Severity types, and the analysis results they qu
 from __future__ import annotations
 
 from .analyses import Analysis
+from .analyses.alignment import MergeShift, field_centre, merge_shifts
 from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_loss_ends, border_losses,
                               cumulative_border_losses, same_padding)
 from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
-from .analyses.sampling import (AxisCoverage, StrideStep, WindowCoverage, axis_coverage, covered_windows,
-                                stride_steps, unread_windows, window_coverage)
+from .analyses.sampling import (AxisCoverage, DilatedChain, StrideStep, WindowCoverage, axis_coverage,
+                                covered_windows, dilated_chains, gridded_chain_ends, stride_steps, unread_windows,
+                                window_coverage)
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
+from .analyses.upsampling import PhaseCoverage, phase_coverage, phase_coverages
 from .budgets import Count, ModelBudget, Ratio, model_anchor, si_count
 from .engine.config import Config
 from .engine.run import lint, lint_graph
@@ -35,4 +38,6 @@ __all__ = [
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
     "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
     "Count", "Ratio", "ModelBudget", "model_anchor", "si_count",
+    "DilatedChain", "dilated_chains", "gridded_chain_ends", "PhaseCoverage", "phase_coverage", "phase_coverages",
+    "MergeShift", "merge_shifts", "field_centre",
 ]

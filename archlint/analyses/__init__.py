@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..graph import Graph
+from .alignment import merge_shifts
 from .border import border_losses, cumulative_border_losses
 from .macs import costs, peak_activation
 from .paths import plain_chains, weighted_depths
 from .receptive_field import receptive_fields, summary_receptive_field
-from .sampling import stride_steps, window_coverage
+from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
+from .upsampling import phase_coverages
 
 __all__ = ["ANALYSES", "Analysis", "window_coverages"]
 
@@ -57,4 +59,8 @@ ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),
     "cumulative_border_losses": lambda graph, get: cumulative_border_losses(
         graph, get("receptive_fields"), own=get("border_losses")),
+    "phase_coverages": lambda graph, get: phase_coverages(graph),
+    "dilated_chains": lambda graph, get: dilated_chains(graph, get("receptive_fields")),
+    "gridded_chains": lambda graph, get: gridded_chain_ends(graph, get("dilated_chains"), get("receptive_fields")),
+    "merge_shifts": lambda graph, get: merge_shifts(graph, get("receptive_fields")),
 }
