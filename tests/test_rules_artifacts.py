@@ -14,7 +14,7 @@ import pytest
 import archlint
 from archlint.analyses.upsampling import axis_phase_counts
 
-from conftest import import_torchvision, load_build_script, quiet
+from conftest import import_torchvision, load_build_script
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
@@ -132,7 +132,7 @@ def _dilated_footprint(convs) -> tuple[int, int]:
 @pytest.fixture(scope="module")
 def segmentation():
     tv = import_torchvision()
-    with quiet(), torch.device("meta"):
+    with torch.device("meta"):
         return {name: getattr(tv.models.segmentation, name)(weights_backbone=None)
                 for name in ("deeplabv3_resnet50", "fcn_resnet50", "lraspp_mobilenet_v3_large")}
 
