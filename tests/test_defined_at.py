@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,23 @@ def test_real_architecture_findings_carry_their_construction_line(built, name, r
     assert len(known) >= 0.95 * len(graph_layers)
     right = [row for row in known if row.defined_at and is_construction_line(row.defined_at, row.name, lines)]
     assert len(right) >= 0.95 * len(known), [(r.name, r.defined_at) for r in known if r not in right][:5]
+
+
+def test_files_named_by_a_hostile_export_are_read_only_when_regular_python_files(helper_onnx, tmp_path):
+    import onnx
+
+    fifo = tmp_path / "blocking.py"
+    os.mkfifo(fifo)  # opening it for reading would hang
+    model = onnx.load(str(helper_onnx), load_external_data=False)
+    for node in model.graph.node:
+        for prop in node.metadata_props:
+            if prop.key == "pkg.torch.onnx.stack_trace":
+                prop.value = f'File "/dev/zero", line 1, in forward\nFile "{fifo}", line 2, in x\n' + prop.value
+            elif prop.key == "pkg.torch.onnx.class_hierarchy":
+                prop.value = prop.value.replace("'helper_net.HelperNet'", f"'{fifo.stem}.HelperNet'")
+    path = tmp_path / "hostile.onnx"
+    onnx.save(model, str(path))
+    (tmp_path / "helper.onnx.data").write_bytes(Path(f"{helper_onnx}.data").read_bytes())
+    findings = lint(path).findings
+    assert {f.layer: int(f.defined_at.rpartition(":")[2]) for f in findings if f.layer in EXPECTED} == \
+        {layer: _line_of(text) for layer, text in EXPECTED.items()}

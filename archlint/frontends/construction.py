@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -37,7 +38,9 @@ __all__ = ["Site", "ClassRef", "ModuleInfo", "pick", "is_library_file", "class_d
            "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name", "layer_module", "annotate"]
 
 #: Files larger than this are not parsed (a hostile model may name any file).
-MAX_SOURCE_BYTES = 4_000_000
+MAX_SOURCE_BYTES = 1_000_000
+#: Most source files read per process.
+MAX_SOURCE_FILES = 128
 #: torch container classes: their children are bound by the code that builds the container.
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
 
@@ -101,16 +104,29 @@ def definition(chain: Sequence[Site]) -> Definition:
 
 # --- reading class sources ---------------------------------------------------------------
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=None)
 def source_text(path: str) -> str | None:
-    """The text of a Python file (read once per process), or ``None`` when it cannot be read."""
-    try:
-        if os.path.getsize(path) > MAX_SOURCE_BYTES:
-            return None
-        with open(path, "rb") as handle:
-            return decode_source(handle.read())
-    except (OSError, ValueError, MemoryError, UnicodeDecodeError):
+    """The text of a Python file (read once per process), or ``None`` when it cannot be read.
+
+    Only regular ``.py`` files up to ``MAX_SOURCE_BYTES`` are read, and at most
+    ``MAX_SOURCE_FILES`` of them per process: a model names files, and a hostile one could
+    name a device, a huge file or thousands of files.
+    """
+    global _files_read
+    if not path.endswith((".py", ".pyw")) or _files_read >= MAX_SOURCE_FILES:
         return None
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_SOURCE_BYTES:
+            return None
+        _files_read += 1
+        with open(path, "rb") as handle:
+            return decode_source(handle.read(MAX_SOURCE_BYTES + 1))
+    except (OSError, ValueError, MemoryError, UnicodeDecodeError, SyntaxError):
+        return None
+
+
+_files_read = 0
 
 
 def _parse(text: str, path: str, first_line: int = 1) -> ast.Module | None:
@@ -123,7 +139,7 @@ def _parse(text: str, path: str, first_line: int = 1) -> ast.Module | None:
     return tree
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=None)
 def source_tree(path: str) -> ast.Module | None:
     """The syntax tree of a whole Python file (parsed once per process), or ``None``."""
     text = source_text(path)
