@@ -154,34 +154,18 @@ def _expected_bytes(tensor: onnx.TensorProto) -> int | None:
     return -(-numel * bits // 8) if numel >= 0 else None
 
 
-def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, source: str) -> tuple[Path, int, int]:
-    """Location, offset and length of an external tensor, refused if it leaves ``base_dir``."""
+def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, source: str,
+                      located: dict[str, tuple[Path, int]]) -> tuple[Path, int, int]:
+    """Location, offset and length of an external tensor, refused if it leaves ``base_dir``.
+
+    ``located`` keeps each location already checked (resolved path, file size): the tensors of
+    an export usually share one data file, and resolving it for each costs a few system calls.
+    """
     info = _external_fields(tensor)
     location = info.get("location", "")
-    if not location:
-        raise ModelLoadError(source, f"initializer '{tensor.name}' has external data without a location")
-    if any(ord(c) < 0x20 for c in location):
-        raise ModelLoadError(source, f"external data location {location!r} of '{tensor.name}' contains "
-                                     "control characters; refused")
-    rel = Path(location)
-    # backslashes too: the same file read on Windows would climb out of the folder
-    if rel.is_absolute() or ".." in rel.parts or ".." in location.replace("\\", "/").split("/") \
-            or location.startswith("\\") or (len(location) > 1 and location[1] == ":"):
-        raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
-                                     "points outside the model's folder; refused")
-    try:
-        root = base_dir.resolve()
-        target = (base_dir / rel).resolve()
-        if root != target and root not in target.parents:
-            raise ModelLoadError(source, f"external data location '{location}' of '{tensor.name}' "
-                                         "resolves outside the model's folder (symlink); refused")
-        if not target.is_file():
-            raise ModelLoadError(source, f"missing external data file '{location}' "
-                                         f"(needed for initializer '{tensor.name}')")
-        file_size = target.stat().st_size
-    except OSError as exc:
-        raise ModelLoadError(source, f"cannot access external data file '{location}' of '{tensor.name}': "
-                                     f"{exc.strerror or exc}") from None
+    if location not in located:
+        located[location] = _locate(location, tensor.name, base_dir, source)
+    target, file_size = located[location]
     try:
         offset = int(info.get("offset", 0))
         length = int(info["length"]) if "length" in info else file_size - offset
@@ -196,9 +180,40 @@ def _resolve_external(tensor: onnx.TensorProto, base_dir: Path, source: str) -> 
     return target, offset, length
 
 
+def _locate(location: str, name: str, base_dir: Path, source: str) -> tuple[Path, int]:
+    """Resolved path and size of the external data file ``location`` of initializer ``name``,
+    refused if it leaves ``base_dir``."""
+    if not location:
+        raise ModelLoadError(source, f"initializer '{name}' has external data without a location")
+    if any(ord(c) < 0x20 for c in location):
+        raise ModelLoadError(source, f"external data location {location!r} of '{name}' contains "
+                                     "control characters; refused")
+    rel = Path(location)
+    # backslashes too: the same file read on Windows would climb out of the folder
+    if rel.is_absolute() or ".." in rel.parts or ".." in location.replace("\\", "/").split("/") \
+            or location.startswith("\\") or (len(location) > 1 and location[1] == ":"):
+        raise ModelLoadError(source, f"external data location '{location}' of '{name}' "
+                                     "points outside the model's folder; refused")
+    try:
+        root = base_dir.resolve()
+        target = (base_dir / rel).resolve()
+        if root != target and root not in target.parents:
+            raise ModelLoadError(source, f"external data location '{location}' of '{name}' "
+                                         "resolves outside the model's folder (symlink); refused")
+        if not target.is_file():
+            raise ModelLoadError(source, f"missing external data file '{location}' "
+                                         f"(needed for initializer '{name}')")
+        file_size = target.stat().st_size
+    except OSError as exc:
+        raise ModelLoadError(source, f"cannot access external data file '{location}' of '{name}': "
+                                     f"{exc.strerror or exc}") from None
+    return target, file_size
+
+
 def _check_external_data(model: onnx.ModelProto, file: Path, source: str) -> None:
+    located: dict[str, tuple[Path, int]] = {}
     for tensor in _external_tensors(model):
-        _resolve_external(tensor, file.parent, source)
+        _resolve_external(tensor, file.parent, source, located)
 
 
 def _numel(dims: Sequence[int]) -> int:
@@ -207,10 +222,11 @@ def _numel(dims: Sequence[int]) -> int:
 
 def _load_small_external(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
     """Read the few small external tensors whose values shape inference needs."""
+    located: dict[str, tuple[Path, int]] = {}
     for tensor in _external_tensors(model):
         if _numel(tensor.dims) > SMALL_TENSOR or base_dir is None:
             continue
-        target, offset, length = _resolve_external(tensor, base_dir, source)
+        target, offset, length = _resolve_external(tensor, base_dir, source, located)
         with open(target, "rb") as fh:
             fh.seek(offset)
             tensor.raw_data = fh.read(length)
