@@ -63,6 +63,11 @@ def _helper_findings(route: str, helper_onnx: Path) -> list[dict]:
         path = helper_onnx.with_suffix(".pt2")
         torch.export.save(torch.export.export(model.eval(), (torch.randn(*shape),)), str(path))
         return [f.to_dict() for f in lint(path).findings]
+    if route == "torchscript":  # class names recorded by TorchScript, sources found on sys.path
+        model, shape = _helper_module().build()
+        path = helper_onnx.with_suffix(".torchscript")
+        torch.jit.save(torch.jit.script(model.eval()), str(path))
+        return [f.to_dict() for f in lint(path, input_shapes=shape).findings]
     if route == "factory":  # archlint builds the model itself and records its construction
         result = run_cli("helper_net:build", "--format", "json", cwd=HERE)
         assert result.returncode == 1, result.stderr
@@ -70,7 +75,7 @@ def _helper_findings(route: str, helper_onnx: Path) -> list[dict]:
     return [f.to_dict() for f in lint(helper_onnx).findings]
 
 
-@pytest.mark.parametrize("route", ["api", "factory", "dynamo", "pt2"])
+@pytest.mark.parametrize("route", ["api", "factory", "dynamo", "pt2", "torchscript"])
 def test_helper_block_findings_name_the_model_class_lines(route, helper_onnx):
     findings = _helper_findings(route, helper_onnx)
     flagged = {f["layer"] for f in findings}

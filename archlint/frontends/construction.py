@@ -35,7 +35,7 @@ from ..graph import Graph, Layer, Source
 from .sources import is_torch_internal, local_source
 
 __all__ = ["Site", "ClassRef", "ModuleInfo", "pick", "is_library_file", "class_def", "bindings",
-           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name", "layer_module", "annotate"]
+           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name", "layer_module", "annotate", "set_definitions"]
 
 #: Files larger than this are not parsed (a hostile model may name any file).
 MAX_SOURCE_BYTES = 1_000_000
@@ -403,12 +403,21 @@ def layer_module(layer: Layer, known: Callable[[str], bool]) -> str | None:
 
 
 def annotate(graph: Graph, known: Callable[[str], bool], definition_of: Callable[[str], Definition]) -> None:
-    """Set ``defined_at`` and ``construction`` on the layers of an unfrozen ``graph`` in place."""
+    """Set ``defined_at`` and ``construction`` on the layers of ``graph`` in place, from the
+    definition of the module each belongs to (see :func:`layer_module`)."""
+    found = {}
     for name in graph.nodes:
-        layer = graph.layer(name)
-        path = layer_module(layer, known)
-        if path is None:
-            continue
-        found = definition_of(path)
-        if found.chain:
-            graph.nodes[name]["layer"] = replace(layer, defined_at=found.defined_at, construction=found.chain)
+        path = layer_module(graph.layer(name), known)
+        if path is not None:
+            found[name] = definition_of(path)
+    set_definitions(graph, found)
+
+
+def set_definitions(graph: Graph, found: dict[str, Definition | None]) -> None:
+    """Replace the layers named in ``found`` by copies carrying their definition."""
+    for name, definition_ in found.items():
+        if definition_ is not None and definition_.chain:
+            layer = graph.layer(name)
+            graph.nodes[name]["layer"] = replace(layer, defined_at=definition_.defined_at,
+                                                 construction=definition_.chain)
+    graph.__dict__.pop("_layers", None)  # a frozen graph's cached layer list holds the old ones

@@ -123,7 +123,7 @@ class _ClassFinder:
                 for file in self.traced:
                     if file.replace("\\", "/").endswith("/" + tail) and class_def(file, qualname) is not None:
                         return ClassRef(file, qualname)
-                file = _on_sys_path(tail)
+                file = _on_sys_path(tail, os.getcwd())
                 if file is not None and class_def(file, qualname) is not None:
                     return ClassRef(file, qualname)
         for k in range(1, len(parts)):  # e.g. __main__.Net: the one traced file that defines it
@@ -135,8 +135,9 @@ class _ClassFinder:
 
 
 @lru_cache(maxsize=1024)
-def _on_sys_path(tail: str) -> str | None:
-    for folder in sys.path:
+def _on_sys_path(tail: str, cwd: str) -> str | None:
+    """The file ``tail`` (``pkg/module.py``) under the working directory or a ``sys.path`` folder."""
+    for folder in (cwd, *sys.path):
         candidate = os.path.join(folder or os.curdir, tail)
         if os.path.isfile(candidate):
             return candidate

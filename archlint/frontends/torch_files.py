@@ -22,6 +22,7 @@ import io
 import json
 import os
 import posixpath
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -80,10 +81,7 @@ def _with_definitions(graph: Graph, model, record) -> Graph:
 
 def _with_traced_definitions(graph: Graph, program) -> Graph:
     """``graph`` with construction lines from the classes and traces a ``torch.export`` program records."""
-    from dataclasses import replace
-
-    from .construction import layer_module
-    from .construction_onnx import trace_files, traced_definitions
+    from .construction_onnx import trace_files
 
     classes: dict[str, str] = {}
     files: dict[str, None] = {}
@@ -93,17 +91,38 @@ def _with_traced_definitions(graph: Graph, program) -> Graph:
                 cls = entry[1]
                 classes.setdefault(entry[0], cls if isinstance(cls, str) else f"{cls.__module__}.{cls.__qualname__}")
         files.update(dict.fromkeys(trace_files(node.meta.get("stack_trace") or "")))
+    return _with_class_definitions(graph, classes, files)
+
+
+def _with_class_definitions(graph: Graph, classes: dict[str, str], files) -> Graph:
+    """``graph`` with construction lines read from the sources of ``classes`` (module path ->
+    ``package.module.Class``), found among ``files`` or on ``sys.path``."""
+    from .construction import layer_module, set_definitions
+    from .construction_onnx import LEGACY_NOTE, traced_definitions
+
     if not classes:
         return graph
-    layers = list(graph.layers())
+    layers = [graph.layer(name) for name in graph.nodes]
     paths = [layer_module(layer, classes.__contains__) for layer in layers]
     found, notes = traced_definitions(classes, files, paths, [layer.op for layer in layers])
-    for layer, defined in zip(layers, found):
-        if defined is not None and defined.chain:
-            graph.nodes[layer.name]["layer"] = replace(layer, defined_at=defined.defined_at,
-                                                       construction=defined.chain)
-    graph.graph.setdefault("notes", []).extend(notes)
+    set_definitions(graph, {layer.name: defined for layer, defined in zip(layers, found)})
+    kept = [n for n in graph.graph.get("notes", []) if n != LEGACY_NOTE]
+    graph.graph["notes"] = kept + [n for n in notes if n not in kept]
     return graph
+
+
+_MANGLE = re.compile(r"\.___torch_mangle_\d+")
+
+
+def _script_classes(script) -> dict[str, str]:
+    """Module path -> Python class name of each module of a TorchScript model, as it records them
+    (``__torch__.helper_net.HelperNet``, mangled names unmangled)."""
+    classes = {}
+    for path, sub in script.named_modules():
+        name = getattr(getattr(sub, "_c", None), "qualified_name", None)
+        if isinstance(name, str) and name.startswith("__torch__."):
+            classes[path] = _MANGLE.sub("", name[len("__torch__."):])
+    return classes
 
 
 def _module_graph(module, example_inputs, input_shapes, source, record=None):
@@ -286,7 +305,7 @@ def _torchscript_graph(script, input_shapes, example_inputs, source: str) -> Gra
     model = onnx.load_from_string(buffer.getvalue())
     graph = onnx_graph(prepare_onnx(model, source))
     graph.graph["format"] = "torchscript"
-    return graph
+    return _with_class_definitions(graph, _script_classes(script), ())
 
 
 def _one_line(exc: BaseException) -> str:
