@@ -10,13 +10,13 @@ from fractions import Fraction
 from functools import lru_cache, reduce
 
 import pytest
+import torch
 
 import archlint
 from archlint.analyses.upsampling import axis_phase_counts
 
 from conftest import import_torchvision, load_build_script
 
-torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
 
