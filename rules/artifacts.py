@@ -179,9 +179,10 @@ class MisalignedMerge(Rule):
     copies coarse position `s` onto fine positions `f*s .. f*s + f - 1` after odd, centred
     downsampling windows, shifting a decoder or FPN branch by `(f - 1)/2` fine positions
     against its skip connection. The convolutions after the merge can compensate only
-    within their kernels; predicted masks and boxes drift. Shifts below half a position of
-    the merged map stay inside its sampling cell (ResNet-D's 2x2 average-pool shortcut is
-    a quarter position off) and are not flagged by default.
+    within their kernels; predicted masks and boxes drift. Shifts below one position of the
+    merged map stay within its sampling cell and are not flagged by default: ResNet-D's 2x2
+    average-pool shortcut is a quarter position off, NASNet's factorized reduction half a
+    position by design (its second path reads the odd pixels the first one skips).
 
     ## Example
     Fixture `nearest_skip` (four 3x3 stride-2 convs, padding 1, then a 16x nearest
@@ -190,9 +191,12 @@ class MisalignedMerge(Rule):
     upsampled branch is centred 7.5 input px before the fine one on each axis (7.5 positions
     of the merged map). Fixture `patch_nearest_skip` (the same with 2x2 stride-2 convs,
     centred on `16*s + 7.5`) passes. Fixture `shifted_skip` (a 3x3 stride-2 conv added to a
-    2x2 stride-2 average pool) passes: its branches are 0.5 px, a quarter position, apart. Torchvision's classification networks give no finding (every merge
-    is centred); its detection FPNs give shifts of 8, 12 and 14 px at P4, P3 and P2 (nearest
-    upsampling by 2 at each level).
+    2x2 stride-2 average pool) passes: its branches are 0.5 px, a quarter position, apart.
+    Torchvision's classification networks give no finding (every merge is centred). Its
+    detection FPNs (nearest upsampling by 2 at each level) give 12 px at P3 and 14 px at P2,
+    1.5 and 3.5 positions of those maps; P4's 8 px is half a position. Among timm's
+    classification networks, HRNet's fuse layers (nearest upsampling by 2, 4 and 8 after
+    centred stride-2 convs) give up to 2 positions.
 
     ## Fix
     Make the branches agree: downsample both with centred (odd, symmetrically padded)
@@ -208,10 +212,11 @@ class MisalignedMerge(Rule):
     options = (Option("min-shift", float, default=1.0,
                       help="Smallest difference, in input pixels, between the field centres of two merged "
                            "branches that is flagged."),
-               Option("min-shift-positions", float, default=0.5,
+               Option("min-shift-positions", float, default=1.0,
                       help="Smallest difference between the field centres of two merged branches that is "
                            "flagged, in positions of the merged map (its effective stride in input pixels). "
-                           "0.5 flags shifts of half a position or more."))
+                           "1.0: the branches are off by at least one whole position of the map they are "
+                           "merged on."))
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, cells = Fraction(ctx.options["min-shift"]), Fraction(ctx.options["min-shift-positions"])
