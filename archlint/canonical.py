@@ -16,7 +16,7 @@ edits a :class:`Rewrite`. Adding a step is writing one function decorated with
     and shift (counted on the conv as parameters, the shift as a bias).
 :func:`fold_pads`
     A ``Pad`` read only by a conv or pooling window (or by another ``Pad`` of the same
-    mode) becomes part of that window's padding. Any mode folds: zeros as the exporters'
+    mode), or only by several windows, becomes part of each window's padding. Any mode folds: zeros as the exporters'
     own fusion does, and ``reflect``/``edge``/``wrap`` too, which keep their mode on the
     window (:attr:`Layer.mode <archlint.graph.Layer.mode>`) so reports can tell them apart.
     A Pad counts no operations, folded or not, so MACs and other-op counts do not change;
@@ -169,27 +169,43 @@ def _spatial_pad(layer: Layer) -> bool:
 
 @step
 def fold_pads(rewrite: Rewrite) -> None:
-    """Fold a Pad into the window (or same-mode Pad) that alone reads it."""
+    """Fold a Pad into the window (or same-mode Pad) that alone reads it, or into every window reading it."""
     for name in rewrite.order():
         pad = rewrite.layer(name)
         if pad.op is not Op.PAD or not _spatial_pad(pad) or _single_input(rewrite, name) is None:
             continue
-        target = rewrite.only_consumer(name)
-        if target is None or rewrite.graph.edges[name, target].get("index", 0) != 0:
-            continue
-        into = rewrite.layer(target)
+        targets = _pad_readers(rewrite, name)
         rank = len(pad.pads_begin)
-        if into.op is Op.PAD:
-            if _mode(into) != _mode(pad) or len(into.pads_begin) != rank:
-                continue
-        elif into.op not in _PADDED_WINDOWS or len(into.kernel) != rank:
+        if not targets or not all(_folds_into(pad, rewrite.layer(t), rank) for t in targets):
             continue
-        begin = tuple(a + b for a, b in zip(into.pads_begin or (0,) * rank, pad.pads_begin))
-        end = tuple(a + b for a, b in zip(into.pads_end or (0,) * rank, pad.pads_end))
-        shapes = (pad.input_shapes[0] if pad.input_shapes else None,) + tuple(into.input_shapes[1:])
-        rewrite.replace(target, pads_begin=begin, pads_end=end, input_shapes=shapes,
-                        mode=_mode(pad) or into.mode)
+        for target in targets:
+            into = rewrite.layer(target)
+            begin = tuple(a + b for a, b in zip(into.pads_begin or (0,) * rank, pad.pads_begin))
+            end = tuple(a + b for a, b in zip(into.pads_end or (0,) * rank, pad.pads_end))
+            shapes = (pad.input_shapes[0] if pad.input_shapes else None,) + tuple(into.input_shapes[1:])
+            rewrite.replace(target, pads_begin=begin, pads_end=end, input_shapes=shapes,
+                            mode=_mode(pad) or into.mode)
         rewrite.splice(name)
+
+
+def _pad_readers(rewrite: Rewrite, name: str) -> list[str] | None:
+    """What a Pad folds into: its one consumer, or every consumer when all are windows (a padded map
+    that several convs read); each must read it as its first input."""
+    graph = rewrite.graph
+    if name in graph.graph.get("outputs", ()) or not graph.out_degree(name):
+        return None
+    targets = list(graph.successors(name))
+    if any(graph.edges[name, t].get("index", 0) != 0 for t in targets):
+        return None
+    if len(targets) > 1 and any(rewrite.layer(t).op not in _PADDED_WINDOWS for t in targets):
+        return None
+    return targets
+
+
+def _folds_into(pad: Layer, into: Layer, rank: int) -> bool:
+    if into.op is Op.PAD:
+        return _mode(into) == _mode(pad) and len(into.pads_begin) == rank
+    return into.op in _PADDED_WINDOWS and len(into.kernel) == rank
 
 
 @step

@@ -14,7 +14,7 @@ from archlint.api import (Config, Layer, Op, axis_coverage, lint, stride_steps, 
 from archlint.rules.stride import (AggressiveStrideStep, EarlyDownsampling, StrideSkipsInput,
                                    WindowMissesInputEdge, get_rules)
 
-from conftest import chain_graph, count_calls, fixture_path
+from conftest import chain_graph, count_calls, fixture_path, load_build_script
 
 
 def _brute_force(n, k, s, p, d, windows):
@@ -152,3 +152,24 @@ def test_torchvision_models(zoo, name):
             assert found == [("AL201", layer, n, 0.75) for layer, n in RESNET_AL201], path.name
         else:
             assert found == [], path.name
+
+
+def test_explicit_pads_of_any_mode_are_padding_on_the_pytorch_path():
+    """timm TResNet's blur pool: F.pad (reflect, replicate, constant) then an unpadded 3x3 stride-2 window.
+
+    Every real position is read (windows w read 2w-1 .. 2w+1) and the map halves exactly, so no
+    coverage or border rule fires; the windows carry the pad as padding, with its mode.
+    """
+    from archlint.frontends import load_graph
+
+    module, shape = load_build_script().all_specs()["padded_blur_pools"][0]()
+    report = lint(module, input_shapes=shape, select=["AL201", "AL202", "AL301", "AL302", "AL502"])
+    assert not report.findings
+    graph = load_graph(module, input_shapes=shape)
+    assert not [layer for layer in graph.layers() if layer.op is Op.PAD]
+    modes = {}
+    for name, size in (("aa1/Conv", 32), ("aa2/Conv", 16), ("aa3/Conv", 8), ("pool", 4), ("down", 4)):
+        layer = graph.layer(name)
+        assert (layer.pads_begin, layer.pads_end, layer.input_shapes[0][2:]) == ((1, 1), (1, 1), (size, size))
+        modes[name] = layer.mode
+    assert list(modes.values())[:2] == ["reflect", "edge"] and modes["pool"] == modes["down"] == "reflect"
