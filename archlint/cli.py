@@ -15,7 +15,7 @@ from typing import NoReturn
 import click
 
 from . import __version__
-from .errors import ArchlintError, ConfigError
+from .errors import ArchlintError, ConfigError, RuleError
 from .report import Severity
 
 __all__ = ["main"]
@@ -198,7 +198,6 @@ def _rule_flag_params(taken: set[str]) -> list[click.Option]:
     options are set with ``--set``. A flag that clashes with another is a one-line error.
     """
     from .engine.registry import discover_rules
-    from .errors import RuleError
 
     params, owners = [], {}
     for rule in discover_rules():
@@ -208,7 +207,8 @@ def _rule_flag_params(taken: set[str]) -> list[click.Option]:
             flag = f"--{opt.name}"
             if flag in taken or flag in owners:
                 raise RuleError(f"rule {rule.code}: option flag {flag} clashes with "
-                                f"{owners.get(flag, 'a built-in flag')}; set it with --set {rule.code}.{opt.name}=VALUE")
+                                f"{owners.get(flag, 'a built-in flag')}; set it with "
+                                f"--set {rule.code}.{opt.name}=VALUE")
             owners[flag] = f"{rule.code}.{opt.name}"
             param = f"rule_flag_{len(_RULE_FLAGS)}"
             _RULE_FLAGS[param] = owners[flag]
@@ -222,7 +222,7 @@ class _RuleFlagsCommand(click.Command):
 
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
-        if not getattr(self, "_rule_params", None):
+        if not hasattr(self, "_rule_params"):
             taken = {opt for p in params for opt in getattr(p, "opts", ())}
             self._rule_params = _rule_flag_params(taken)
         return params[:-1] + self._rule_params + params[-1:]  # the help option stays last

@@ -397,6 +397,15 @@ def test_plugin_rule_gets_what_a_built_in_gets_flags_references_analyses_fingerp
     assert run_subprocess(site, MODEL, "--select", "XP101", "--baseline", baseline).returncode == 1
 
 
+def test_rule_option_flag_that_clashes_with_a_command_line_flag_is_a_one_line_error(tmp_path):
+    site = _site_with_example_plugin(tmp_path)
+    rules = site / "archlint_example_plugin" / "rules.py"
+    rules.write_text(rules.read_text().replace('"max-layers-added"', '"output"'))
+    done = run_subprocess(site, MODEL)
+    line = one_line_error(done.returncode, done.stdout, done.stderr)
+    assert "XP102" in line and "--output" in line and "--set XP102.output=VALUE" in line
+
+
 def test_plugin_that_fails_to_import_is_named_in_one_line(tmp_path):
     site = _site_with_example_plugin(tmp_path)
     (site / "archlint_broken_plugin").mkdir()

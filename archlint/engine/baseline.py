@@ -79,9 +79,10 @@ def fingerprint(code: str, layer: str, data: Mapping[str, Any], layers: Mapping[
     Examples
     --------
     >>> keys = ("kernel", "in_channels", "out_channels")
-    >>> a = fingerprint("XY101", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 1}, keys=keys)
-    >>> b = fingerprint("XY101", "conv2", {"kernel": [3, 3], "in_channels": 24, "out_channels": 32, "macs": 2}, keys=keys)
-    >>> c = fingerprint("XY101", "conv2", {"kernel": [5, 5], "in_channels": 24, "out_channels": 32, "macs": 1}, keys=keys)
+    >>> conv = {"kernel": [3, 3], "in_channels": 24, "out_channels": 32}
+    >>> a = fingerprint("XY101", "conv2", {**conv, "macs": 1}, keys=keys)
+    >>> b = fingerprint("XY101", "conv2", {**conv, "macs": 2}, keys=keys)        # a measurement moved
+    >>> c = fingerprint("XY101", "conv2", {**conv, "kernel": [5, 5]}, keys=keys)  # another conv
     >>> a == b, a == c, len(a)
     (True, False, 16)
     """
