@@ -5,8 +5,9 @@ Two routes, the first more exact:
 - :class:`ConstructionRecorder` observes construction: while archlint calls a
   ``pkg.module:factory`` it wraps ``nn.Module.__init__`` and keeps, per module, the Python
   frames that were building it (torch's own frames and the module's own ``__init__``
-  left out). Each frame *call* counts the layers built under it, so a helper call that
-  built a single layer is recognised as such (see :func:`.construction.pick`).
+  left out, and so are the lines building the model as a whole, such as the factory's
+  ``return Net()``). Each frame *call* counts the layers built under it, so a helper call
+  that built a single layer is recognised as such (see :func:`.construction.pick`).
 - :class:`LiveResolver` reads the classes' source files: the line binding each module to
   its parent (``self.conv1 = ...``, an ``nn.Sequential(...)`` argument, ``add_module``),
   through :class:`~.construction.StaticResolver`. Used for modules given through the API
@@ -129,6 +130,11 @@ class LiveResolver:
         self.static = StaticResolver(self._info)
         self.record = record if record is not None and record.stacks else None
         self._frame_builds: Counter[int] = Counter()
+        #: frames (serial, line) that were building the model as a whole, e.g. the factory's
+        #: ``return Net()``: outside the model's own code, they name no layer
+        self._outside: frozenset = frozenset()
+        if self.record is not None and self.record.saw(root):
+            self._outside = frozenset((serial, line) for serial, _, line in self.record.stacks[id(root)][1])
         if self.record is not None:
             seen = set()
             for module in self.modules.values():
@@ -150,7 +156,7 @@ class LiveResolver:
         if module is not None and self.record is not None and self.record.saw(module):
             frames = self.record.stacks[id(module)][1]
             chain = [Site(local_source(file, line), self._frame_builds[serial])
-                     for serial, file, line in reversed(frames)]
+                     for serial, file, line in reversed(frames) if (serial, line) not in self._outside]
             if chain:
                 return definition(chain)
         return self.static.definition(path)
