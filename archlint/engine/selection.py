@@ -1,4 +1,7 @@
-"""Which rules run: ``select`` and ``ignore`` by code, code prefix, rule name or ``ALL``.
+"""Which rules a selector names (code, code prefix, rule name or ``ALL``), and which rules run.
+
+:func:`specificity` is the one matching of a selector against a rule; ``select``/``ignore``
+and the suppressions (per-node ignores, inline markers) all use it.
 
 The most specific selector wins, as in ruff: ``select = ["XY2"]`` with
 ``ignore = ["XY201"]`` runs every XY2xx rule but XY201, and ``ignore = ["XY2"]`` with
@@ -12,18 +15,34 @@ from collections.abc import Sequence
 from ..errors import ConfigError
 from ..rule import Rule
 
-__all__ = ["selected_rules"]
+__all__ = ["selected_rules", "specificity", "names_rule"]
+
+
+def specificity(selector: str, code: str, name: str) -> int:
+    """How precisely ``selector`` names the rule ``code``/``name``: -1 not at all, higher is more specific.
+
+    Examples
+    --------
+    >>> [specificity(s, "AL201", "stride-skips-input") for s in ("ALL", "AL2", "al20", "AL201",
+    ...                                                            "stride-skips-input", "AL3")]
+    [0, 3, 4, 100, 100, -1]
+    """
+    if selector.upper() == "ALL":
+        return 0
+    if selector.upper() == code or selector == name:
+        return 100
+    if code.startswith(selector.upper()):
+        return len(selector)
+    return -1
+
+
+def names_rule(selector: str, code: str, name: str) -> bool:
+    """Whether ``selector`` names the rule ``code``/``name`` at all (``ALL`` names every rule)."""
+    return specificity(selector, code, name) >= 0
 
 
 def _specificity(selector: str, rule: type[Rule]) -> int:
-    """How precisely ``selector`` names ``rule``: -1 not at all, higher is more specific."""
-    if selector.upper() == "ALL":
-        return 0
-    if selector.upper() == rule.code or selector == rule.name:
-        return 100
-    if rule.code.startswith(selector.upper()):
-        return len(selector)
-    return -1
+    return specificity(selector, rule.code, rule.name)
 
 
 def _check_known(selectors: Sequence[str], rules: Sequence[type[Rule]], key: str) -> None:

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..graph import Graph
 from ..report import Finding
 from ..rule import Rule
+from .selection import names_rule
 
 __all__ = ["Suppressions", "parse_marker"]
 
@@ -46,7 +47,7 @@ def parse_marker(text: str) -> tuple[str, ...] | None:
 
 
 def _matches(selector: str, finding: Finding) -> bool:
-    return selector in ("ALL", finding.rule) or finding.code.startswith(selector)
+    return names_rule(selector, finding.code, finding.rule)
 
 
 @dataclass
@@ -62,7 +63,7 @@ class Suppressions:
         known = list(rules)
         for glob, codes in per_node.items():
             for code in codes:
-                if code != "ALL" and not any(r.code.startswith(code) or r.name == code for r in known):
+                if code != "ALL" and not any(names_rule(code, r.code, r.name) for r in known):
                     raise ConfigError(f"per-node-ignores '{glob}': {code!r} matches no known rule")
         inline = {}
         for layer in graph.layers():
@@ -91,7 +92,7 @@ class Suppressions:
     def unused(self, ran: Sequence[type[Rule]]) -> list[str]:
         """Suppressions of rules that ran but silenced nothing, one sentence each."""
         def ran_rule(code: str) -> bool:
-            return any(code in ("ALL", r.name) or r.code.startswith(code) for r in ran)
+            return any(names_rule(code, r.code, r.name) for r in ran)
         notes = []
         entries = [(f"per-node-ignores '{g}'", c) for g, cs in self.per_node.items() for c in cs]
         entries += [(f"inline marker on '{n}'", c) for n, cs in self.inline.items() for c in cs]
