@@ -21,8 +21,10 @@ from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
 from .analyses.upsampling import PhaseCoverage, phase_coverage, phase_coverages
 from .budgets import Count, ModelBudget, Ratio, model_anchor, si_count
+from .analyses.summary_field import SummaryField, summary_field
 from .engine.config import Config
 from .engine.run import lint, lint_graph
+from .formatting import format_dims, format_number
 from .graph import POOL_OPS, SPATIAL_OPS, WEIGHTED_OPS, Graph, Layer, Op, Source
 from .report import Finding, Report, Severity
 from .rule import Option, Rule, RuleContext
@@ -40,4 +42,5 @@ __all__ = [
     "Count", "Ratio", "ModelBudget", "model_anchor", "si_count",
     "DilatedChain", "dilated_chains", "gridded_chain_ends", "PhaseCoverage", "phase_coverage", "phase_coverages",
     "MergeShift", "merge_shifts", "field_centre",
+    "format_dims", "format_number", "SummaryField", "summary_field",
 ]

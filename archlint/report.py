@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from .graph import Source
+
 __all__ = ["SCHEMA_VERSION", "Severity", "Edit", "Finding", "LayerRow", "FieldSummary", "Summary", "RuleInfo",
            "Report", "number"]
 
@@ -60,7 +62,7 @@ class Edit:
 class Finding:
     """One design flaw at one layer, with the numbers behind the message in ``data``.
 
-    ``defined_at`` is the ``file:line`` that constructs the layer (or the small block
+    ``defined_at`` is the Python line that constructs the layer (or the small block
     holding it), the line to edit; ``source`` the line where ``forward`` calls it;
     ``construction`` the construction lines from the innermost outwards.
     """
@@ -70,17 +72,17 @@ class Finding:
     severity: Severity
     message: str
     layer: str
-    source: str | None = None
+    source: Source | None = None
     fix: str | None = None
     data: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    defined_at: str | None = field(default=None, compare=False)
-    construction: tuple[str, ...] = field(default=(), compare=False)
+    defined_at: Source | None = field(default=None, compare=False)
+    construction: tuple[Source, ...] = field(default=(), compare=False)
     edit: Edit | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "rule": self.rule, "severity": self.severity.value,
-                "message": self.message, "layer": self.layer, "source": self.source,
-                "defined_at": self.defined_at, "construction": list(self.construction),
+                "message": self.message, "layer": self.layer, "source": _text(self.source),
+                "defined_at": _text(self.defined_at), "construction": [str(s) for s in self.construction],
                 "fix": self.fix, "suggested_edit": None if self.edit is None else self.edit.to_dict(),
                 "data": _plain(self.data)}
 
@@ -95,6 +97,11 @@ def number(value: Fraction | int | float) -> int | float:
     if type(value) not in _JSON_SCALARS and isinstance(value, Fraction):
         return int(value) if value.denominator == 1 else float(value)
     return value
+
+
+def _text(source: Source | None) -> str | None:
+    """``file:line`` of a Python location as the JSON report carries it."""
+    return None if source is None else str(source)
 
 
 def _plain(value: Any) -> Any:
@@ -131,8 +138,8 @@ class LayerRow:
     kernel: tuple[int, ...] = ()
     stride: tuple[int, ...] = ()
     groups: int = 1
-    source: str | None = None
-    defined_at: str | None = None
+    source: Source | None = None
+    defined_at: Source | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def nums(values):
@@ -146,7 +153,7 @@ class LayerRow:
                 "effective_padding": nums(self.effective_padding),
                 "receptive_field_global": self.rf_global, "global_context": self.global_context,
                 "kernel": list(self.kernel), "stride": list(self.stride), "groups": self.groups,
-                "source": self.source, "defined_at": self.defined_at}
+                "source": _text(self.source), "defined_at": _text(self.defined_at)}
 
 
 @dataclass(frozen=True)
@@ -158,11 +165,9 @@ class FieldSummary:
     stride: tuple[Fraction, ...]
     padding: tuple[Fraction, ...]
     input_extent: tuple[int, ...]
+    #: Whether the field spans the whole input along every axis.
+    covers_input: bool
     global_context: bool = False
-
-    @property
-    def covers_input(self) -> bool:
-        return all(s >= n for s, n in zip(self.size, self.input_extent))
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "size": [number(v) for v in self.size],

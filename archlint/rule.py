@@ -222,7 +222,6 @@ class RuleContext:
 
             edit = constructor_edit(node, arguments, "set " + ", ".join(f"{k}={v!r}" for k, v in arguments.items()))
         return Finding(code=self.rule.code, rule=self.rule.name, severity=severity or self.rule.severity,
-                       message=message, layer=layer, source=str(node.source) if node.source else None,
+                       message=message, layer=layer, source=node.source,
                        fix=fix, data=dict(data or {}),
-                       defined_at=str(node.defined_at) if node.defined_at else None,
-                       construction=tuple(str(s) for s in node.construction), edit=edit)
+                       defined_at=node.defined_at, construction=node.construction, edit=edit)

@@ -8,10 +8,9 @@ plugin's would be. Model-wide findings sit on the model's first output layer.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from fractions import Fraction
 
 from archlint.api import (Count, Finding, Graph, ModelBudget, Option, Ratio, Rule, RuleContext, Severity,
-                          input_extent, model_anchor, si_count)
+                          format_dims, model_anchor, si_count)
 
 __all__ = ["MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
            "MaxMacsIncrease", "get_rules"]
@@ -146,28 +145,24 @@ class MinReceptiveField(Rule):
     options = (Option("min-receptive-field", Ratio, default=None,
                       help="Smallest summary receptive field, as a share of the input per axis (e.g. 50%).",
                       flag=True),)
-    analyses = ("receptive_fields", "summary_receptive_field")
+    analyses = ("summary_field",)
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-receptive-field"]
         if limit is None:
             return
-        fields, last = ctx.analysis("receptive_fields"), ctx.analysis("summary_receptive_field")
-        if last is None:
+        summary = ctx.analysis("summary_field")
+        if summary is None or not summary.coverage:
             return
-        extent = input_extent(graph, last)
-        size = fields[last].size
-        if not extent or len(extent) != len(size):
-            return
-        shares = [float(Fraction(s) / n) for s, n in zip(size, extent)]
-        if min(shares) < limit:
-            dims = "x".join(str(int(s)) if Fraction(s).denominator == 1 else f"{float(s):.3g}" for s in size)
+        share = float(summary.min_coverage)
+        if share < limit:
+            last = summary.layer
             yield ctx.finding(
-                last, f"summary receptive field {dims} at '{last}' spans {100 * min(shares):.1f}% of the "
-                f"{'x'.join(map(str, extent))} input (budget {100 * limit:.0f}%)",
+                last, f"summary receptive field {format_dims(summary.size)} at '{last}' spans {100 * share:.1f}% of "
+                f"the {format_dims(summary.input_extent)} input (budget {100 * limit:.0f}%)",
                 fix="add stages, downsample earlier or dilate convolutions",
-                data={"receptive_field": [float(s) for s in size], "input": list(extent), "share": min(shares),
-                      "limit": float(limit)})
+                data={"receptive_field": [float(s) for s in summary.size], "input": list(summary.input_extent),
+                      "share": share, "limit": float(limit)})
 
 
 class MaxMacsIncrease(ModelBudget):

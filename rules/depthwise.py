@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, separable_cost
+from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, format_dims, separable_cost
 
 __all__ = ["ReplaceableStandardConv", "get_rules"]
 
@@ -75,7 +75,7 @@ class ReplaceableStandardConv(Rule):
             saved = macs - after
             if saved * exact.denominator < exact.numerator * macs:
                 continue
-            kernel = "x".join(map(str, layer.kernel))
+            kernel = format_dims(layer.kernel)
             ratio = saved / macs
             yield ctx.finding(
                 layer.name,

@@ -4,24 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, border_loss_ends
+from archlint.api import (Finding, Graph, Op, Option, Rule, RuleContext, Severity, border_loss_ends,
+                          format_dims, format_number)
 
 __all__ = ["UnpaddedShrinkingWindow", "CumulativeBorderLoss", "get_rules"]
-
-
-def _size(values) -> str:
-    return "x".join(_num(v) for v in values)
-
-
-def _num(value) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() else f"{value:g}"
 
 
 def _per_axis(values, unit: str) -> str:
     """``2 px per axis`` when the axes agree, else ``2x4 px``."""
     values = tuple(values)
-    return f"{_num(values[0])} {unit} per axis" if len(set(values)) == 1 else f"{_size(values)} {unit}"
+    if len(set(values)) == 1:
+        return f"{format_number(values[0])} {unit} per axis"
+    return f"{format_dims(values)} {unit}"
 
 
 def _pads(pairs) -> str:
@@ -81,19 +75,20 @@ class UnpaddedShrinkingWindow(Rule):
             layer = graph.layer(name)
             if layer.op is not Op.CONV and not pools:
                 continue
-            kernel = _size(layer.kernel)
-            dil = "" if all(d == 1 for d in layer.dilation) else f" dilation {_size(layer.dilation)}"
-            stride = "" if all(s == 1 for s in layer.stride) else f" stride {_size(layer.stride)}"
+            kernel = format_dims(layer.kernel)
+            dil = "" if all(d == 1 for d in layer.dilation) else f" dilation {format_dims(layer.dilation)}"
+            stride = "" if all(s == 1 for s in layer.stride) else f" stride {format_dims(layer.stride)}"
             lost = _per_axis(loss.pixels, "input px") if loss.pixels is not None \
                 else _per_axis(loss.lost, "px of its input")
             even = any(b != e for b, e in loss.padding_needed)
-            fix = f"pad {_pads(loss.padding_needed)} to keep {_size(loss.kept_size)}"
+            fix = f"pad {_pads(loss.padding_needed)} to keep {format_dims(loss.kept_size)}"
             if even:
                 fix += "; an even kernel needs uneven padding (floor before, ceil after) or an odd kernel"
             yield ctx.finding(
                 name, arguments=_padding_argument(loss.padding_needed), message=
                 f"{layer.op.value} '{name}' ({kernel}{stride}{dil}, padding {_pads(loss.padding)}) shrinks "
-                f"{_size(loss.input_size)} to {_size(loss.output_size)} instead of {_size(loss.kept_size)}: "
+                f"{format_dims(loss.input_size)} to {format_dims(loss.output_size)} "
+                f"instead of {format_dims(loss.kept_size)}: "
                 f"loses {lost}; needs padding {_pads(loss.padding_needed)}",
                 fix=fix,
                 data={"kernel": list(layer.kernel), "stride": list(layer.stride), "dilation": list(layer.dilation),
@@ -154,7 +149,7 @@ class CumulativeBorderLoss(Rule):
                 continue
             yield ctx.finding(
                 name,
-                f"unpadded windows trim {_size(total.pixels)} of {_size(total.input_size)} input px up to "
+                f"unpadded windows trim {format_dims(total.pixels)} of {format_dims(total.input_size)} input px up to "
                 f"'{name}' ({float(fraction):.0%} > {limit:.0%}) over {len(total.layers)} layers",
                 fix=f"pad the shrinking layers ({', '.join(total.layers)})",
                 data={"border_loss": list(total.pixels), "input_size": list(total.input_size),

@@ -5,13 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archlint.api import (POOL_OPS, Finding, Graph, Option, Rule, RuleContext, Severity, flattened_dense_heads,
-                          input_coverage, unread_windows)
+                          format_dims, input_coverage, unread_windows)
 
 __all__ = ["FlattenedMapIntoDense", "PoolSkipsInput", "ReceptiveFieldMissesInput", "get_rules"]
-
-
-def _dims(values) -> str:
-    return "x".join(str(int(v)) if int(v) == v else f"{float(v):.4g}" for v in values)
 
 
 class FlattenedMapIntoDense(Rule):
@@ -68,9 +64,9 @@ class FlattenedMapIntoDense(Rule):
         for head in flattened_dense_heads(graph, ctx.analysis("costs")):
             if head.positions <= limit or head.share < min_share:
                 continue
-            what = (f"conv '{head.dense}' ({_dims(head.spatial)} kernel, no padding) is a dense layer on its whole "
-                    f"{head.channels}x{_dims(head.spatial)} input map" if head.as_conv else
-                    f"dense layer '{head.dense}' reads a flattened {head.channels}x{_dims(head.spatial)} map")
+            what = (f"conv '{head.dense}' ({format_dims(head.spatial)} kernel, no padding) is a dense layer on its whole "
+                    f"{head.channels}x{format_dims(head.spatial)} input map" if head.as_conv else
+                    f"dense layer '{head.dense}' reads a flattened {head.channels}x{format_dims(head.spatial)} map")
             yield ctx.finding(
                 head.dense,
                 f"{what}: "
@@ -133,8 +129,8 @@ class PoolSkipsInput(Rule):
             share = coverage.unread_fraction
             yield ctx.finding(
                 layer.name,
-                f"{layer.op.value.replace('_', ' ')} '{layer.name}' (kernel {_dims(layer.kernel)}, stride "
-                f"{_dims(layer.stride)}, dilation {_dims(layer.dilation)}) never reads {coverage.unread} of "
+                f"{layer.op.value.replace('_', ' ')} '{layer.name}' (kernel {format_dims(layer.kernel)}, stride "
+                f"{format_dims(layer.stride)}, dilation {format_dims(layer.dilation)}) never reads {coverage.unread} of "
                 f"{coverage.positions} input positions ({100 * float(share):.1f}%; limit {100 * limit:.0f}%)",
                 fix="make the pooling window at least as large as its stride",
                 data={"kernel": list(layer.kernel), "stride": list(layer.stride),
@@ -186,8 +182,8 @@ class ReceptiveFieldMissesInput(Rule):
             return
         yield ctx.finding(
             cov.layer,
-            f"receptive field {_dims(cov.size)} at '{cov.layer}' spans {100 * float(cov.min_coverage):.1f}% "
-            f"of the {_dims(cov.input_extent)} input (limit {100 * limit:.0f}%) before global layer "
+            f"receptive field {format_dims(cov.size)} at '{cov.layer}' spans {100 * float(cov.min_coverage):.1f}% "
+            f"of the {format_dims(cov.input_extent)} input (limit {100 * limit:.0f}%) before global layer "
             f"'{cov.head}' ({cov.head_op.replace('_', ' ')})",
             fix="downsample earlier or add stages so the field reaches the input size",
             data={"receptive_field": list(cov.size), "input": list(cov.input_extent),

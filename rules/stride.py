@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archlint.api import (POOL_OPS, Finding, Graph, Op, Option, Rule, RuleContext, Severity, covered_windows,
-                          unread_windows)
-
-
-def _dims(values) -> str:
-    """``(3, 3)`` -> ``3x3``; fractions print as ``1/2``."""
-    return "x".join(str(v) for v in values)
+                          format_dims, unread_windows)
 
 
 class StrideSkipsInput(Rule):
@@ -58,8 +53,8 @@ class StrideSkipsInput(Rule):
             fraction = coverage.unread_fraction
             yield ctx.finding(
                 layer.name,
-                f"conv '{layer.name}' (kernel {_dims(layer.kernel)}, stride {_dims(layer.stride)}, dilation "
-                f"{_dims(layer.dilation)}) never reads {fraction} of its input: {coverage.unread} of "
+                f"conv '{layer.name}' (kernel {format_dims(layer.kernel)}, stride {format_dims(layer.stride)}, dilation "
+                f"{format_dims(layer.dilation)}) never reads {fraction} of its input: {coverage.unread} of "
                 f"{coverage.positions} positions ({float(fraction):.2f}/{limit})",
                 fix="use a kernel at least as large as the stride, or average-pool 2x2 then a stride-1 "
                     "1x1 conv (ResNet-D)",
@@ -118,9 +113,10 @@ class WindowMissesInputEdge(Rule):
             pool = layer.op in POOL_OPS and not layer.ceil_mode
             yield ctx.finding(
                 layer.name, arguments={"ceil_mode": True} if pool else None, message=
-                f"{kind} '{layer.name}' (kernel {_dims(layer.kernel)}, stride {_dims(layer.stride)}, padding "
-                f"{_dims(layer.pads_begin)} before and {_dims(layer.pads_end)} after) on a {_dims(sizes)} input "
-                f"never reads the last {_dims(edges)} positions of each axis ({worst}/{limit})",
+                f"{kind} '{layer.name}' (kernel {format_dims(layer.kernel)}, stride {format_dims(layer.stride)}, "
+                f"padding {format_dims(layer.pads_begin)} before and {format_dims(layer.pads_end)} after) on a "
+                f"{format_dims(sizes)} input never reads the last {format_dims(edges)} positions of each axis "
+                f"({worst}/{limit})",
                 fix="pad so the windows tile the input, pick input sizes the strides divide, or use "
                     "ceil_mode for pooling",
                 data={"edge_per_axis": edges, "max_edge": worst, "limit": limit, "input": sizes,
@@ -173,8 +169,8 @@ class AggressiveStrideStep(Rule):
             worst = max(flagged)
             yield ctx.finding(
                 name,
-                f"'{name}' multiplies the effective stride by {_dims(step.factor)} in one step (from "
-                f"{_dims(step.before)} to {_dims(step.after)}) ({worst}/{limit})",
+                f"'{name}' multiplies the effective stride by {format_dims(step.factor)} in one step (from "
+                f"{format_dims(step.before)} to {format_dims(step.after)}) ({worst}/{limit})",
                 fix="split the step into stride-2 layers with a nonlinearity in between",
                 data={"factor": max(step.factor), "factor_per_axis": list(step.factor), "limit": limit,
                       "stride_before": list(step.before), "stride_after": list(step.after)})
@@ -232,7 +228,7 @@ class EarlyDownsampling(Rule):
             worst = max(rising)
             yield ctx.finding(
                 name,
-                f"'{name}' raises the effective stride to {_dims(step.after)} after only {depths[name]} "
+                f"'{name}' raises the effective stride to {format_dims(step.after)} after only {depths[name]} "
                 f"weighted layer(s) ({worst}/{limit})",
                 fix="downsample further only after a few convolutions, e.g. stride 2 in the first stage "
                     "instead of another pool in the stem",

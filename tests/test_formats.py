@@ -23,6 +23,7 @@ import pytest
 from archlint import lint
 from archlint.cli import FORMATS
 from archlint.engine.registry import discover_rules
+from archlint.graph import Source
 from archlint.report import Finding, Report, RuleInfo, Severity, Summary
 from archlint.reports import RENDERERS
 from archlint.reports.github import escape_data, escape_property, render_github
@@ -73,7 +74,7 @@ def source_of(finding: dict | Finding, key: str = "located") -> tuple[str, int] 
     source = get("defined_at") or get("source") if key == "located" else get(key)
     if not source:
         return None
-    path, _, line = source.rpartition(":")
+    path, _, line = str(source).rpartition(":")  # a Source on a Finding, file:line in the JSON
     full = Path(ROOT, path).resolve()
     inside = full == ROOT or ROOT in full.parents
     return (full.relative_to(ROOT).as_posix() if inside else full.as_posix()), int(line)
@@ -246,7 +247,7 @@ def _report(model: str, findings: list[Finding]) -> Report:
 
 
 ODD = Finding(code="AL999", rule="odd-rule", severity=Severity.ERROR,
-              message="100% odd: a, b\nand c | d", layer="blocks.0,x:y", source="/elsewhere/model def.py:7",
+              message="100% odd: a, b\nand c | d", layer="blocks.0,x:y", source=Source("/elsewhere/model def.py", 7),
               fix="fix it, now: 50%", data={"macs_saved": 5})
 
 

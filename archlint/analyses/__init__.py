@@ -21,6 +21,7 @@ from .paths import plain_chains, weighted_depths
 from .receptive_field import receptive_fields, summary_receptive_field
 from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
 from .upsampling import phase_coverages
+from .summary_field import summary_field
 
 __all__ = ["ANALYSES", "Analysis", "window_coverages"]
 
@@ -55,6 +56,7 @@ ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "plain_chains": lambda graph, get: plain_chains(graph),
     "weighted_depths": lambda graph, get: weighted_depths(graph),
     "summary_receptive_field": lambda graph, get: summary_receptive_field(graph, get("receptive_fields")),
+    "summary_field": lambda graph, get: summary_field(graph, get("receptive_fields")),
     "stride_steps": lambda graph, get: stride_steps(graph, get("receptive_fields")),
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),
     "cumulative_border_losses": lambda graph, get: cumulative_border_losses(

@@ -17,14 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from fractions import Fraction
+from dataclasses import fields as fields_of
 
 import networkx as nx
 
 from ..graph import Graph, Layer, Op
 from .macs import Cost
-from .receptive_field import ReceptiveField, input_extent, summary_receptive_field
+from .receptive_field import ReceptiveField
 from .shapes import whole_map_window
+from .summary_field import SummaryField, summary_field
 
 __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage"]
 
@@ -154,7 +155,7 @@ def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[Flatt
 
 
 @dataclass(frozen=True)
-class InputCoverage:
+class InputCoverage(SummaryField):
     """The summary receptive field of a network that ends in a global decision.
 
     ``layer`` is the last layer with spatial extent (the report's summary field), ``head``
@@ -162,24 +163,8 @@ class InputCoverage:
     flatten, dense). ``coverage`` is field size over input size per axis.
     """
 
-    layer: str
     head: str
     head_op: str
-    size: tuple[Fraction, ...]
-    input_extent: tuple[int, ...]
-    global_context: bool
-
-    @property
-    def coverage(self) -> tuple[Fraction, ...]:
-        return tuple(Fraction(s) / n for s, n in zip(self.size, self.input_extent))
-
-    @property
-    def min_coverage(self) -> Fraction:
-        return min(self.coverage)
-
-    @property
-    def covers(self) -> bool:
-        return all(s >= n for s, n in zip(self.size, self.input_extent))
 
 
 def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> InputCoverage | None:
@@ -204,16 +189,16 @@ def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None]) ->
     >>> cov.layer, cov.head, [int(s) for s in cov.size], cov.input_extent, cov.min_coverage, cov.covers
     ('c', 'gap', [3, 3], (64, 64), Fraction(3, 64), False)
     """
-    last = summary_receptive_field(graph, fields)
-    if last is None:
+    summary = summary_field(graph, fields)
+    if summary is None:
         return None
+    last = summary.layer
     downstream = nx.descendants(graph, last)
     head = next((layer.name for layer in graph.layers() if layer.name in downstream
                  and fields.get(layer.name) is not None and fields[layer.name].is_global), None)
     if head is None:
         return None
-    extent = input_extent(graph, last)
-    field = fields[last]
-    if not extent or len(extent) != len(field.size):
+    if not summary.coverage:
         return None
-    return InputCoverage(last, head, graph.layer(head).op.value, field.size, extent, field.global_context)
+    return InputCoverage(**{f.name: getattr(summary, f.name) for f in fields_of(summary)}, head=head,
+                         head_op=graph.layer(head).op.value)

@@ -9,7 +9,6 @@ import networkx as nx
 
 from .. import __version__
 from ..analyses import ANALYSES, Analysis
-from ..analyses.receptive_field import input_extent
 from ..analyses.shapes import check_shapes
 from ..errors import ArchlintError, ConfigError, RuleError
 from ..frontends import load_graph
@@ -90,20 +89,17 @@ def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
             "effective_padding": field.padding if field else None,
             "rf_global": bool(field and field.is_global), "global_context": bool(field and field.global_context),
             "kernel": layer.kernel, "stride": layer.stride, "groups": layer.groups,
-            "source": str(layer.source) if layer.source else None,
-            "defined_at": str(layer.defined_at) if layer.defined_at else None}))
+            "source": layer.source, "defined_at": layer.defined_at}))
     return rows
 
 
 def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findings: list[Finding],
              notes: list[str]) -> Summary:
-    fields = analyses("receptive_fields")
-    last = analyses("summary_receptive_field")
+    summary = analyses("summary_field")
     field_summary = None
-    if last is not None:
-        field = fields[last]
-        field_summary = FieldSummary(last, field.size, field.stride, field.padding, input_extent(graph, last),
-                                     field.global_context)
+    if summary is not None:
+        field_summary = FieldSummary(summary.layer, summary.size, summary.stride, summary.padding,
+                                     summary.input_extent, summary.covers, summary.global_context)
     other: dict[str, int] = {}
     for row in rows:
         if row.other_ops:

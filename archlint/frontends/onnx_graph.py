@@ -18,6 +18,7 @@ import numpy as np
 import onnx
 
 from ..errors import ModelLoadError
+from ..formatting import format_dims
 from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source
 from ..records import frozen_record
@@ -207,8 +208,8 @@ class _Builder:
             if transposed:
                 shape = self.loaded.shapes[transposed[0]]
                 self.graph.graph["notes"].append(
-                    f"input '{value.name}' is channels-last ({_dims(self.loaded.shapes[value.name])}); "
-                    f"layers are analysed from its transpose to channels-first ({_dims(shape)})")
+                    f"input '{value.name}' is channels-last ({format_dims(self.loaded.shapes[value.name])}); "
+                    f"layers are analysed from its transpose to channels-first ({format_dims(shape)})")
                 self.producer.update((t, (value.name, 0)) for t in transposed)
             self.graph.add_node(value.name, layer=Layer(
                 name=value.name, op=Op.INPUT, source_op="input", output_shape=shape, name_origin="node"))
@@ -557,10 +558,6 @@ class _Builder:
             s = s + size if s < 0 else s
             first[axis], step[axis] = min(max(s, 0), size), st
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
-
-
-def _dims(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape))
 
 
 def _comment(node: _Node) -> str:

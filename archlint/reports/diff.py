@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..diff import ModelDiff
+from ..formatting import format_dims
 from .json_text import dumps
 from .markdown import escape_cell
 from .text import human
@@ -20,17 +21,14 @@ def _value(key: str, value: Any) -> str:
     if key in ("macs", "params", "bias_params") and isinstance(value, int):
         return f"{human(value)} ({value:,})"
     if key == "receptive_field" and isinstance(value, dict):
-        size = "x".join(f"{v:g}" for v in value["size"])
-        stride = "x".join(f"{v:g}" for v in value["stride"])
-        return f"{size} /{stride}"
+        return f"{format_dims(value['size'])} /{format_dims(value['stride'])}"
     if key == "output_shape" and isinstance(value, list):
-        return ", ".join("x".join(map(str, s)) if s else "?" for s in value)
+        return ", ".join(format_dims(s) if s else "?" for s in value)
     if isinstance(value, dict) and "size" in value:
-        size = "x".join(f"{v:g}" for v in value["size"])
-        stride = "x".join(f"{v:g}" for v in value["stride"]) if value.get("stride") else "global"
-        return f"{size} /{stride} pad " + "x".join(f"{v:g}" for v in value["padding"])
+        stride = format_dims(value["stride"]) if value.get("stride") else "global"
+        return f"{format_dims(value['size'])} /{stride} pad {format_dims(value['padding'])}"
     if isinstance(value, (list, tuple)):
-        return "x".join(map(str, value)) if all(isinstance(v, int) for v in value) else str(value)
+        return format_dims(value) if all(isinstance(v, int) for v in value) else str(value)
     return str(value)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ..report import Report, Severity
 from .locations import definition_and_call
-from .sarif import is_file, relative_path, split_source
+from .locations import is_file, relative_path
 
 __all__ = ["render_github", "escape_data", "escape_property", "COMMANDS"]
 
@@ -45,11 +45,10 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
         for f in report.findings:
             total += 1
             props = []
-            source = split_source(f.defined_at or f.source)
-            if source is not None:
-                props.append(f"file={escape_property(relative_path(source[0], base)[0])}")
-                if source[1] is not None:
-                    props.append(f"line={source[1]}")
+            where = f.defined_at or f.source
+            if where is not None:
+                props.append(f"file={escape_property(relative_path(where.file, base)[0])}")
+                props.append(f"line={where.line}")
             elif is_file(report.model):
                 props.append(f"file={escape_property(model)}")
             props.append(f"title={escape_property(f'{f.code} {f.rule}')}")

@@ -20,6 +20,8 @@ import os
 from collections.abc import Sequence
 from html import escape
 
+from ..formatting import format_dims
+from ..graph import Source
 from ..report import Report, Severity
 from .locations import shown
 from .text import field_text, human
@@ -221,7 +223,7 @@ def _totals(report: Report) -> str:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
         items.append(("receptive field", f"{field_text(rf.size, rf.stride, rf.padding)} at {rf.layer} "
-                                         f"({cover} the {'x'.join(map(str, rf.input_extent))} input)"))
+                                         f"({cover} the {format_dims(rf.input_extent)} input)"))
     body = "".join(f"<span>{_a(k)}: <b>{_a(v)}</b></span>" for k, v in items)
     notes = "".join(f"<li>{_a(n)}</li>" for n in s.notes)
     unsupported = ", ".join(f"{k} x{v}" for k, v in sorted(s.unsupported_ops.items()))
@@ -230,7 +232,7 @@ def _totals(report: Report) -> str:
     return f'<div class="totals">{body}</div>' + (f"<ul>{notes}</ul>" if notes else "")
 
 
-def _where(defined_at: str | None, source: str | None, base: str) -> str:
+def _where(defined_at: Source | None, source: Source | None, base: str) -> str:
     """The definition line, with the call line beside it (paths relative to ``base``)."""
     parts = [f'<code class="defined-at">{_a(shown(defined_at, base))}</code>'] if defined_at else []
     if source and source != defined_at:
@@ -266,7 +268,7 @@ def _layer_table(report: Report, rid: str, base: str) -> str:
             "<th>params</th><th>receptive field</th><th>findings</th><th>defined at</th></tr></thead><tbody>")
     rows = []
     for i, r in enumerate(report.layers):
-        shape = "x".join(str(d) for d in r.output_shape) if r.output_shape else "?"
+        shape = format_dims(r.output_shape) if r.output_shape else "?"
         field = field_text(r.receptive_field, r.effective_stride, r.effective_padding, r.rf_global)
         links = " ".join(f'<a href="#{rid}-f{k}">{_a(report.findings[k].code)}</a>' for k in by_layer.get(r.name, ()))
         cls = ' class="flagged"' if r.name in by_layer else ""

@@ -1,4 +1,4 @@
-"""Python locations of findings and layers as the renderers show them.
+"""Locations of findings and layers as the renderers show them: model files and Python lines.
 
 A finding has up to two Python lines: where the layer is defined (constructed, the line
 to edit) and where ``forward`` calls it. Renderers show the definition first, the call
@@ -8,34 +8,54 @@ the file lies under it, else absolute.
 
 from __future__ import annotations
 
-from .sarif import relative_path, split_source
+import os
+from pathlib import PurePath
 
-__all__ = ["shown", "definition_and_call"]
+from ..graph import Source
+
+__all__ = ["relative_path", "is_file", "shown", "definition_and_call"]
 
 
-def shown(source: str | None, base: str) -> str:
+def relative_path(path: str, base: str) -> tuple[str, bool]:
+    """``path`` as a POSIX path relative to ``base`` and whether it lies inside ``base``."""
+    full = os.path.abspath(os.path.join(base, path))
+    try:
+        rel = os.path.relpath(full, base)
+    except ValueError:  # another drive on Windows
+        return PurePath(full).as_posix(), False
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
+        return PurePath(full).as_posix(), False
+    return PurePath(rel).as_posix(), True
+
+
+def is_file(model: str) -> bool:
+    """Whether a report's ``model`` names a file (in-memory models read ``<onnx.ModelProto ...>``)."""
+    return bool(model) and not model.startswith("<")
+
+
+def shown(source: Source | None, base: str) -> str:
     """``file:line`` with the file relative to ``base`` when inside it; ``""`` for no source.
 
     Examples
     --------
-    >>> shown("/repo/models/net.py:12", "/repo"), shown("/usr/lib/x.py:3", "/repo"), shown(None, "/repo")
-    ('models/net.py:12', '/usr/lib/x.py:3', '')
+    >>> shown(Source("/repo/models/net.py", 12), "/repo"), shown(Source("/usr/lib/x.py", 3), "/repo")
+    ('models/net.py:12', '/usr/lib/x.py:3')
+    >>> shown(None, "/repo")
+    ''
     """
-    where = split_source(source)
-    if where is None:
+    if source is None:
         return ""
-    path = relative_path(where[0], base)[0]
-    return f"{path}:{where[1]}" if where[1] is not None else path
+    return f"{relative_path(source.file, base)[0]}:{source.line}"
 
 
-def definition_and_call(defined_at: str | None, source: str | None, base: str) -> str:
+def definition_and_call(defined_at: Source | None, source: Source | None, base: str) -> str:
     """``defined at net.py:12, called at net.py:40`` (either part left out when unknown).
 
     Examples
     --------
-    >>> definition_and_call("/repo/net.py:12", "/repo/net.py:40", "/repo")
+    >>> definition_and_call(Source("/repo/net.py", 12), Source("/repo/net.py", 40), "/repo")
     'defined at net.py:12, called at net.py:40'
-    >>> definition_and_call(None, "/repo/net.py:40", "/repo")
+    >>> definition_and_call(None, Source("/repo/net.py", 40), "/repo")
     'called at net.py:40'
     """
     parts = []

@@ -10,6 +10,8 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
+from ..formatting import format_dims
+from ..graph import Source
 from ..report import Report, Severity
 from .locations import shown
 from .text import field_text, human
@@ -42,7 +44,7 @@ def _counts(findings) -> str:
     return ", ".join(parts) if parts else "no findings"
 
 
-def _where(defined_at: str | None, source: str | None, base: str) -> str:
+def _where(defined_at: Source | None, source: Source | None, base: str) -> str:
     """The definition line, then the call line beside it: ``net.py:12`` (called at ``net.py:40``)."""
     parts = [_code(shown(defined_at, base))] if defined_at else []
     if source and source != defined_at:
@@ -61,7 +63,7 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
         lines.append(f"· **{human(s.macs_saved)} MACs saved** if the suggestions were applied{share}")
     if s.receptive_field is not None:
         rf = s.receptive_field
-        extent = "x".join(str(n) for n in rf.input_extent)
+        extent = format_dims(rf.input_extent)
         cover = "covers" if rf.covers_input else "does not cover"
         lines.append(f"· receptive field {escape_cell(field_text(rf.size, rf.stride, rf.padding))} "
                      f"at {_code(rf.layer)} ({cover} the {extent} input)")

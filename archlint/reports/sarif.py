@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from urllib.parse import quote
 
+from ..graph import Source
 from ..report import Finding, Report, RuleInfo, Severity
 from .json_text import dumps
+from .locations import is_file, relative_path
 
-__all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS", "relative_path", "split_source", "is_file"]
+__all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS"]
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 #: SARIF level of each severity.
@@ -36,31 +38,6 @@ LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "
 _BASE_ID = "%SRCROOT%"
 
 
-def relative_path(path: str, base: str) -> tuple[str, bool]:
-    """``path`` as a POSIX path relative to ``base`` and whether it lies inside ``base``."""
-    full = os.path.abspath(os.path.join(base, path))
-    try:
-        rel = os.path.relpath(full, base)
-    except ValueError:  # another drive on Windows
-        return PurePath(full).as_posix(), False
-    if rel == os.pardir or rel.startswith(os.pardir + os.sep):
-        return PurePath(full).as_posix(), False
-    return PurePath(rel).as_posix(), True
-
-
-def is_file(model: str) -> bool:
-    """Whether a report's ``model`` names a file (in-memory models read ``<onnx.ModelProto ...>``)."""
-    return bool(model) and not model.startswith("<")
-
-
-def split_source(source: str | None) -> tuple[str, int | None] | None:
-    """``"path/to/model.py:28"`` -> ``("path/to/model.py", 28)``; ``None`` stays ``None``."""
-    if not source:
-        return None
-    path, sep, line = source.rpartition(":")
-    if sep and path and line.isdigit() and int(line) > 0:
-        return path, int(line)
-    return source, None
 
 
 def _artifact(path: str, base: str) -> dict:
@@ -91,13 +68,11 @@ def _fingerprint(model: str, finding: Finding) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
-def _python_location(source: str, base: str, logical: list, text: str, ident: int | None = None) -> dict | None:
-    where = split_source(source)
-    if where is None:
+def _python_location(source: Source | None, base: str, logical: list, text: str,
+                     ident: int | None = None) -> dict | None:
+    if source is None:
         return None
-    physical: dict = {"artifactLocation": _artifact(where[0], base)}
-    if where[1] is not None:
-        physical["region"] = {"startLine": where[1]}
+    physical = {"artifactLocation": _artifact(source.file, base), "region": {"startLine": source.line}}
     location = {"physicalLocation": physical, "logicalLocations": logical, "message": {"text": text}}
     return location if ident is None else {"id": ident, **location}
 

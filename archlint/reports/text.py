@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from fractions import Fraction
 
-from ..report import Report, number
+from ..formatting import format_dims, format_number
+from ..report import Report
 from .locations import definition_and_call, shown
 
 __all__ = ["render_text", "human", "field_text"]
@@ -28,22 +28,17 @@ def human(value: int) -> str:
     return str(value)
 
 
-def _num(value: Fraction) -> str:
-    n = number(value)
-    return str(n) if isinstance(n, int) else f"{n:.4g}"
-
-
 def field_text(size, stride=None, padding=None, is_global: bool = False) -> str:
     """``427x427 /32 pad 213`` (size, effective stride, effective padding)."""
     if size is None:
         return "?"
-    text = "x".join(_num(v) for v in size)
+    text = format_dims(size)
     if is_global:
         return f"global ({text})"
     if stride is not None:
-        text += " /" + "x".join(_num(v) for v in stride) if len(set(stride)) > 1 else f" /{_num(stride[0])}"
+        text += " /" + (format_dims(stride) if len(set(stride)) > 1 else format_number(stride[0]))
     if padding is not None:
-        text += " pad " + ("x".join(_num(v) for v in padding) if len(set(padding)) > 1 else _num(padding[0]))
+        text += " pad " + (format_dims(padding) if len(set(padding)) > 1 else format_number(padding[0]))
     return text
 
 
@@ -51,7 +46,7 @@ def _table(report: Report, base: str) -> list[str]:
     header = ("layer", "op", "output", "MACs", "params", "receptive field", "defined at", "called at")
     rows = [header]
     for r in report.layers:
-        shape = "x".join(str(d) for d in r.output_shape) if r.output_shape else "?"
+        shape = format_dims(r.output_shape) if r.output_shape else "?"
         rows.append((r.name, r.op, shape, f"{r.macs:,}" if r.macs else "", f"{r.params:,}" if r.params else "",
                      field_text(r.receptive_field, r.effective_stride, r.effective_padding, r.rf_global),
                      shown(r.defined_at, base), shown(r.source, base)))
@@ -75,7 +70,7 @@ def _summary(report: Report) -> list[str]:
     if s.receptive_field is not None:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
-        extent = "x".join(str(n) for n in rf.input_extent)
+        extent = format_dims(rf.input_extent)
         lines.append(f"  receptive field {field_text(rf.size, rf.stride, rf.padding)} at {rf.layer} "
                      f"({cover} the {extent} input)")
     if s.macs_saved:
