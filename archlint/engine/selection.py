@@ -23,8 +23,7 @@ def specificity(selector: str, code: str, name: str) -> int:
 
     Examples
     --------
-    >>> [specificity(s, "AL201", "stride-skips-input") for s in ("ALL", "AL2", "al20", "AL201",
-    ...                                                            "stride-skips-input", "AL3")]
+    >>> [specificity(s, "XY201", "skips-input") for s in ("ALL", "XY2", "xy20", "XY201", "skips-input", "XY3")]
     [0, 3, 4, 100, 100, -1]
     """
     if selector.upper() == "ALL":
