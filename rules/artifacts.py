@@ -5,18 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity
+from archlint.api import Finding, Graph, Option, Rule, RuleContext, Severity, format_dims, format_number
 
 __all__ = ["CheckerboardTransposedConv", "GriddingDilatedChain", "MisalignedMerge", "get_rules"]
-
-
-def _dims(values) -> str:
-    return "x".join(_num(v) for v in values)
-
-
-def _num(value) -> str:
-    value = Fraction(value)
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):.4g}"
 
 
 class CheckerboardTransposedConv(Rule):
@@ -69,15 +60,15 @@ class CheckerboardTransposedConv(Rule):
             layer = graph.layer(name)
             phases = " x ".join("/".join(map(str, c)) for c in coverage.counts)
             if ratio is None:
-                verdict = (f"some output positions get no contribution at all (kernel {_dims(layer.kernel)} "
-                           f"smaller than stride {_dims(layer.stride)})")
+                verdict = (f"some output positions get no contribution at all (kernel {format_dims(layer.kernel)} "
+                           f"smaller than stride {format_dims(layer.stride)})")
             else:
                 verdict = (f"the most covered output position gets {coverage.most}, the least {coverage.least} "
-                           f"(ratio {_num(ratio)} > {_num(limit)})")
+                           f"(ratio {format_number(ratio)} > {format_number(limit)})")
             yield ctx.finding(
                 name,
-                f"transposed conv '{name}' (kernel {_dims(layer.kernel)}, stride {_dims(layer.stride)}) gives its "
-                f"output phases {phases} contributions per axis: {verdict}",
+                f"transposed conv '{name}' (kernel {format_dims(layer.kernel)}, stride {format_dims(layer.stride)}) "
+                f"gives its output phases {phases} contributions per axis: {verdict}",
                 fix="use a kernel divisible by the stride (e.g. 4x4 with stride 2), or resize then a stride-1 conv",
                 data={"phase_counts": [list(c) for c in coverage.counts], "most": coverage.most,
                       "least": coverage.least, "ratio": None if ratio is None else float(ratio),
@@ -144,13 +135,13 @@ class GriddingDilatedChain(Rule):
             if chain.dilated < min_windows or not any(s > 1 for s in chain.step) or share <= limit:
                 continue
             last = next(w for w, r in zip(reversed(chain.windows), reversed(chain.rates)) if any(d > 1 for d in r))
-            rates = ", ".join(_dims(r) for r in chain.rates)
-            lattice = f"; they lie on a {_dims(chain.step)} lattice, so neighbouring outputs read disjoint sets"
+            rates = ", ".join(format_dims(r) for r in chain.rates)
+            lattice = f"; they lie on a {format_dims(chain.step)} lattice, so neighbouring outputs read disjoint sets"
             yield ctx.finding(
                 last,
                 f"{len(chain.windows)} stride-1 windows from '{chain.windows[0]}' to '{chain.windows[-1]}' "
-                f"(dilation {rates}) read {_dims(chain.read)} of the {_dims(chain.span)} positions one output spans "
-                f"on the map of '{chain.start}': {share.numerator}/{share.denominator} = {float(share):.1%} never read "
+                f"(dilation {rates}) read {format_dims(chain.read)} of the {format_dims(chain.span)} positions one "
+                f"output spans on the map of '{chain.start}': {share.numerator}/{share.denominator} = {float(share):.1%} never read "
                 f"(limit {limit:.0%}){lattice}",
                 fix="use rates without a common factor that leave no holes (e.g. 1, 2, 5), or add an undilated "
                     "3x3 conv after the run",
@@ -228,9 +219,10 @@ class MisalignedMerge(Rule):
             a, b = merge.branches
             yield ctx.finding(
                 name,
-                f"'{name}' {verb} branches '{a}' and '{b}' whose receptive fields are centred {_dims(merge.shift)} "
-                f"input px apart, {_dims(relative)} positions of the merged map (stride {_dims(merge.stride)}) "
-                f"(limits {_num(limit)} px and {_num(cells)} positions)",
+                f"'{name}' {verb} branches '{a}' and '{b}' whose receptive fields are centred "
+                f"{format_dims(merge.shift)} input px apart, {format_dims(relative)} positions of the merged map "
+                f"(stride {format_dims(merge.stride)}) "
+                f"(limits {format_number(limit)} px and {format_number(cells)} positions)",
                 fix="downsample both branches alike (centred odd windows, or even windows with nearest upsampling), "
                     "or crop/pad the shifted branch",
                 data={"shift": list(merge.shift), "shift_in_strides": list(relative), "stride": list(merge.stride),
