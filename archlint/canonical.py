@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import networkx as nx
 
+from .gc_pause import gc_paused
 from .graph import Graph, Layer, Op
 
 __all__ = ["canonical_graph", "Rewrite", "STEPS", "step", "fold_batchnorm", "fold_pads",
@@ -106,6 +107,7 @@ def step(function: Callable[[Rewrite], None]) -> Callable[[Rewrite], None]:
     return function
 
 
+@gc_paused
 def canonical_graph(graph: Graph) -> Graph:
     """``graph`` in canonical form (the same object when no step applies; a frozen graph is never edited)."""
     rewrite = Rewrite(graph)

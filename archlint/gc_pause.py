@@ -1,6 +1,6 @@
-"""Pause Python's cyclic garbage collector while a graph is built or analysed.
+"""Pause Python's cyclic garbage collector while a graph is built, analysed or rendered.
 
-Building and analysing a graph allocates a few records per layer and frees almost
+Building, analysing and rendering a graph allocates a few records per layer and frees almost
 nothing until the end, so the collector's full passes, which walk every live object,
 run again and again over a growing heap without finding garbage: about a fifth of the
 run on graphs of 10,000 layers. These records hold no reference cycles; anything cyclic

@@ -21,6 +21,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelLoadError, ShapeError
+from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_wire import read_model
 
@@ -57,6 +58,7 @@ class LoadedOnnx:
     skipped_bytes: int = 0
 
 
+@gc_paused
 def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> LoadedOnnx:
     """Parse ``path`` without its weight bytes and return it shape-inferred.
 
