@@ -35,7 +35,7 @@ def test_torchvision_fingerprints_equal_across_exporters(zoo, name):
 def test_fingerprint_ignores_limits_and_measurements():
     base = lint(str(fixture_path("plain_convs_dynamo.onnx")), select=["AL401"])
     raised = lint(str(fixture_path("plain_convs_dynamo.onnx")), select=["AL401"],
-                  options={"min-separable-saving": 0.6})
+                  options={"AL401.min-separable-saving": 0.6})
     assert [f.data["limit"] for f in raised.findings] != [f.data["limit"] for f in base.findings]
     assert report_fingerprints(base) == report_fingerprints(raised)
     # same layers, different rules: different fingerprints

@@ -45,10 +45,10 @@ def test_budgets_are_off_by_default():
 
 def test_budgets_from_config_file(tmp_path):
     config = tmp_path / "pyproject.toml"
-    config.write_text('[tool.archlint]\nselect = ["AL6"]\nmax-macs = "1.5M"\nmax-params = "30M"\n')
+    config.write_text('[tool.archlint]\nselect = ["AL6"]\nAL601.max-macs = "1.5M"\nAL602.max-params = "30M"\n')
     report = lint(str(fixture_path(MODEL)), load_config(config))
     assert [(f.code, f.data["limit"]) for f in report.findings] == [("AL601", 1_500_000)]
-    config.write_text('[tool.archlint]\nmax-macs = "4.5 gazillion"\n')
+    config.write_text('[tool.archlint]\nAL601.max-macs = "4.5 gazillion"\n')
     with pytest.raises(ConfigError, match="max-macs"):
         lint(str(fixture_path(MODEL)), load_config(config))
 

@@ -32,7 +32,7 @@ PASSES = re.compile(r"\b(passes|no findings?|stays silent)\b", re.IGNORECASE)
 SENTENCE_END = re.compile(r"\.(\s|$)")
 OPTION_BULLET = re.compile(r"^[-*]\s+`([A-Z]+[0-9]{3})\.([a-z0-9-]+)` \((\w+), default ([^)]*)\): ",
                            re.MULTILINE)
-#: ``with `max-macs = "1.5M"` `` in a fixture's sentence: options the example runs with
+#: ``with `AL601.max-macs = "1.5M"` `` in a fixture's sentence: options the example runs with
 #: (rules that are off by default, such as budgets, need one to give a finding).
 EXAMPLE_OPTION = re.compile(r"`([A-Za-z0-9.-]+)\s*=\s*([^`]+)`")
 

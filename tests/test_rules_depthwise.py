@@ -65,8 +65,8 @@ def test_rule_skips_small_savings_and_few_input_channels():
     g = chain_graph(_conv("stem", 2, 16, 8, 8), _conv("narrow", 16, 2, 8, 7, k=2, pad=0))
     report = lint_graph(g, Config(select=("AL401",)), rules=get_rules())
     assert report.findings == ()
-    report = lint_graph(g, Config(select=("AL401",), options={"min-separable-saving": 0.25,
-                                                              "min-separable-in-channels": 2}), rules=get_rules())
+    report = lint_graph(g, Config(select=("AL401",), options={"AL401.min-separable-saving": 0.25,
+                                                              "AL401.min-separable-in-channels": 2}), rules=get_rules())
     assert {f.layer for f in report.findings} == {"stem", "narrow"}
     narrow = next(f for f in report.findings if f.layer == "narrow")
     assert narrow.data["macs_saved"] == 49 * (4 * 16 * 2) - 49 * (4 * 16 + 16 * 2)

@@ -151,7 +151,7 @@ def test_chains_take_linear_work_on_large_graphs(build, longest):
 
 def test_rule_reports_last_layer_with_depth_against_limit():
     path = fixture_path("plain_chain_30_legacy.onnx")
-    report = lint(str(path), Config(select=("AL101",), options={"max-plain-depth": 29}))
+    report = lint(str(path), Config(select=("AL101",), options={"AL101.max-plain-depth": 29}))
     (finding,) = report.findings
     assert (finding.code, finding.layer, finding.severity.value) == ("AL101", "convs.29", "warning")
     assert "(30/29)" in finding.message and "'convs.0'" in finding.message
