@@ -24,6 +24,7 @@ findings are suppressed.
 
 from __future__ import annotations
 
+import functools
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Mapping
@@ -170,8 +171,9 @@ class Rule:
         return "\n".join(lines)
 
     @classmethod
+    @functools.cache
     def describe(cls) -> RuleInfo:
-        """The rule's metadata as plain data, for reports and renderers."""
+        """The rule's metadata as plain data, for reports and renderers (built once per rule class)."""
         sections = tuple(cls.doc_sections().items())
         if cls.options:
             sections += (("Options", cls.options_doc()),)
