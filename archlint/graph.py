@@ -29,6 +29,8 @@ class Op(str, enum.Enum):
     GLOBAL_POOL = "global_pool"
     LINEAR = "linear"
     MATMUL = "matmul"
+    #: LSTM, GRU or simple RNN over a sequence (all time steps and directions in one layer).
+    RECURRENT = "recurrent"
     ADD = "add"
     MUL = "mul"
     CONCAT = "concat"
@@ -103,6 +105,10 @@ class Layer:
     starts: tuple[int, ...] = ()
     #: Transpose: output axis i takes input axis perm[i].
     perm: tuple[int, ...] = ()
+    #: Recurrent layer: gates per cell (LSTM 4, GRU 3, RNN 1) and directions (2 if bidirectional);
+    #: ``in_channels`` is its input size and ``out_channels`` its hidden size.
+    gates: int = 0
+    directions: int = 1
     #: Shapes of the learned tensors this layer uses (weights, bias, norm scale...).
     param_shapes: tuple[tuple[int, ...], ...] = ()
     #: Where the layer's name came from: "module" path, "scope" of an op, or "node" name.

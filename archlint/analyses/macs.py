@@ -6,6 +6,11 @@ the convention torchvision publishes ("GFLOPS" in its weight tables are these MA
 other arithmetic is counted separately as ``other_ops``, one operation per output
 element (per window element for pooling), with a ``category`` naming what it is.
 Parameters are counted per use: a weight shared by two layers counts twice.
+
+Recurrent layers follow the standard convention: per time step and direction,
+``gates x hidden x (input + hidden)`` MACs (the input and the recurrent matrix products;
+4 gates for LSTM, 3 for GRU, 1 for a simple RNN), times batch. Their bias adds and gate
+nonlinearities are not counted as other operations.
 """
 
 from __future__ import annotations
@@ -46,6 +51,13 @@ def layer_macs(layer: Layer) -> int:
     ...              kernel=(7, 7), groups=1, in_channels=3, out_channels=64)
     >>> layer_macs(conv)
     118013952
+
+    A bidirectional LSTM (input 64, hidden 128) over 25 steps of a batch of 2:
+
+    >>> lstm = Layer("rnn", Op.RECURRENT, "LSTM", (25, 2, 2, 128), ((25, 2, 64),),
+    ...              in_channels=64, out_channels=128, gates=4, directions=2)
+    >>> layer_macs(lstm) == 25 * 2 * 2 * 4 * 128 * (64 + 128)
+    True
     """
     out = layer.output_shape
     if layer.op is Op.CONV:
@@ -55,6 +67,10 @@ def layer_macs(layer: Layer) -> int:
         return math.prod(x) * (layer.out_channels // layer.groups) * math.prod(layer.kernel)
     if layer.op in (Op.LINEAR, Op.MATMUL):
         return math.prod(out) * layer.in_channels
+    if layer.op is Op.RECURRENT:
+        steps_times_batch = math.prod(layer.input_shapes[0][:2])
+        hidden = layer.out_channels
+        return steps_times_batch * layer.directions * layer.gates * hidden * (layer.in_channels + hidden)
     return 0
 
 

@@ -131,6 +131,10 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     if unknown_shapes:
         notes.append(f"output shape unknown for {len(unknown_shapes)} layer(s) from '{unknown_shapes[0]}' on "
                      "(data-dependent sizes); their other_ops are not counted")
+    not_understood = sum(graph.graph["unsupported_ops"].values())
+    if not_understood:
+        notes.append(f"MACs and other ops are partial totals: {not_understood} op(s) archlint does not understand "
+                     "(listed) count nothing")
     rows = _rows(graph, analyses)
     return Report(model=graph.model, format=graph.graph.get("format", ""),
                   summary=_summary(graph, analyses, rows, findings, notes),

@@ -23,6 +23,8 @@ from onnx import numpy_helper
 from ..errors import ModelLoadError, ShapeError
 from ..gc_pause import gc_paused
 from . import InputShapes
+from .onnx_control import inline_branches
+from .onnx_quantized import FloatView, read_as_float
 from .onnx_wire import read_model
 
 __all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
@@ -56,6 +58,8 @@ class LoadedOnnx:
     notes: list[str] = field(default_factory=list)
     #: Bytes of embedded tensor data the parser skipped without reading (large initializers).
     skipped_bytes: int = 0
+    #: What reading quantized ops as their float forms recorded (original ops, weight names).
+    float_view: FloatView = field(default_factory=FloatView)
 
 
 @gc_paused
@@ -102,8 +106,13 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
         raise ModelLoadError(source, "not an ONNX model: it contains no graph nodes")
     if model.ir_version <= 0:
         raise ModelLoadError(source, "not an ONNX model: ir_version is missing")
-    _check_topological(model, source)
     notes: list[str] = []
+    try:
+        inline_branches(model.graph, notes)
+    except ValueError as exc:
+        raise ModelLoadError(source, str(exc)) from None
+    _check_topological(model, source)
+    float_view = read_as_float(model)
     _load_small_external(model, base_dir, source)
     _drop_large_data(model.graph)
     _pin_inputs(model, source, input_shapes, notes)
@@ -124,7 +133,8 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
         constants, constant_names = _constants(inferred)
     shapes = _value_shapes(inferred, source)
     init_shapes = {t.name: tuple(int(d) for d in t.dims) for t in inferred.graph.initializer}
-    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes)
+    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes,
+                      float_view=float_view)
 
 
 # --- file safety -----------------------------------------------------------------------

@@ -27,6 +27,7 @@ from .construction_onnx import onnx_definitions
 from .einsum import einsum_contraction
 from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
+from .onnx_quantized import float_weight_name
 from .sources import source_from_trace
 
 __all__ = ["onnx_graph"]
@@ -34,7 +35,7 @@ __all__ = ["onnx_graph"]
 _ACTIVATIONS = {
     "Relu", "Sigmoid", "Tanh", "Clip", "HardSigmoid", "HardSwish", "LeakyRelu", "PRelu", "Elu",
     "Selu", "Celu", "Gelu", "Softplus", "Softsign", "Mish", "Erf", "Exp", "Log", "Sqrt", "Abs",
-    "Neg", "Softmax", "LogSoftmax", "Cast", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
+    "Neg", "Softmax", "LogSoftmax", "Reciprocal", "Floor", "Ceil", "Round", "Sign",
     "ThresholdedRelu", "Shrink", "Sin", "Cos", "Swish",
 }
 _ADDS = {"Add", "Sub", "Sum"}
@@ -48,11 +49,15 @@ _COMPARISONS = {"Equal", "Less", "LessOrEqual", "Greater", "GreaterOrEqual", "An
 _REDUCTIONS = {"ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2",
                "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
 _RESHAPES = {"Reshape", "Squeeze", "Unsqueeze", "Transpose", "Expand", "Tile"}
-_PASS_THROUGH = {"Identity", "Dropout"}
+#: Ops that hand their first input on unchanged for archlint's purposes: a type cast, and the
+#: quantize/dequantize pairs around each layer of a QDQ-quantized model.
+_PASS_THROUGH = {"Identity", "Dropout", "Cast", "CastLike", "QuantizeLinear", "DequantizeLinear"}
+#: Recurrent ops -> gates per cell.
+_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
 _PARAM_INPUTS = {
     "Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
     "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
-    "GroupNormalization": (1, 2), "PRelu": (1,),
+    "GroupNormalization": (1, 2), "PRelu": (1,), "LSTM": (1, 2, 3, 7), "GRU": (1, 2, 3), "RNN": (1, 2, 3),
 }
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 _SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
@@ -124,6 +129,8 @@ class _Builder:
         self.graph = Graph(model=loaded.source, format="onnx", notes=list(loaded.notes),
                            unsupported_ops=Counter(), inputs=[], outputs=[])
         self.producer: dict[str, tuple[str, int]] = {}
+        #: Output of a MatMul by a constant matrix -> the constant vector the next Add adds to it.
+        self.dense_bias: dict[str, str] = {}
 
     # -- naming ---------------------------------------------------------------------------
 
@@ -154,7 +161,7 @@ class _Builder:
         if op not in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR) or len(node.input) < 2:
             return None
         index = 0 if node.op_type == "Gemm" and node.input[0] in self.loaded.constant_names else 1
-        weight = node.input[index]
+        weight = float_weight_name(node.input[index], self.loaded.float_view)
         if weight.endswith(".weight") and _MODULE_PATH.match(weight[:-7]):
             return weight[:-7]
         return None
@@ -220,6 +227,10 @@ class _Builder:
         constants = self.loaded.constant_names
         layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
+        readers = Counter(i for proto in g.node for i in proto.input)
+        readers.update(value.name for value in g.output)
+        sole = {}  # alias -> whether every tensor from the aliased one to it has a single reader
+        dense: dict[str, int] = {}  # output of a MatMul by a constant matrix -> its output width
         for proto in g.node:
             inputs = list(proto.input)
             data_inputs = [i for i in inputs if i and i not in constants]
@@ -230,7 +241,21 @@ class _Builder:
                 continue  # the input's layout change: the input layer stands for it
             if op_type in _PASS_THROUGH and domain in ("", "ai.onnx"):
                 aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
+                sole[proto.output[0]] = readers[inputs[0]] == 1 and sole.get(inputs[0], True)
                 continue
+            if op_type == "MatMul" and domain in ("", "ai.onnx") and len(inputs) == 2 and inputs[1] in constants:
+                weight = self.loaded.shapes.get(inputs[1])
+                if weight and len(weight) == 2:
+                    dense[proto.output[0]] = weight[1]
+            if op_type == "Add" and domain in ("", "ai.onnx") and len(data_inputs) == 1 and len(inputs) == 2:
+                product = aliases.get(data_inputs[0], data_inputs[0])
+                bias = inputs[1] if inputs[0] == data_inputs[0] else inputs[0]
+                if product in dense and readers[data_inputs[0]] == 1 and sole.get(data_inputs[0], True) \
+                        and readers[product] == 1 and self.loaded.shapes.get(bias) == (dense[product],):
+                    # the bias of a dense layer exported as MatMul + Add: one layer, as the module was
+                    aliases[proto.output[0]] = product
+                    self.dense_bias[product] = bias
+                    continue
             try:
                 node = _Node.of(proto, inputs, op_type, domain)
             except (ValueError, TypeError) as exc:
@@ -281,8 +306,12 @@ class _Builder:
         shapes = self.loaded.shapes
         in_shapes = tuple([shapes.get(aliases.get(i, i)) for i in n.data_inputs])
         out_shape = shapes.get(node.output[0]) if node.output else None
-        fields = dict(name=name, op=op, source_op=node.op_type if node.domain in ("", "ai.onnx")
-                      else f"{node.domain}::{node.op_type}", output_shape=out_shape, input_shapes=in_shapes,
+        if op is Op.RECURRENT and not node.output[0]:  # only the last hidden state is used
+            out_shape = next((shapes.get(o) for o in node.output if o), None)
+        source_op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        if node.output:
+            source_op = self.loaded.float_view.source_ops.get(node.output[0], source_op)
+        fields = dict(name=name, op=op, source_op=source_op, output_shape=out_shape, input_shapes=in_shapes,
                       name_origin=origin, source=source, param_shapes=self._param_shapes(node),
                       comment=_comment(node), extra={"onnx_node": node.name})
         if defined is not None and defined.chain:
@@ -293,7 +322,9 @@ class _Builder:
             raise ModelLoadError(self.source, f"node '{node.name or node.op_type}' ({node.op_type}) "
                                               f"has missing or invalid attributes: {exc}") from None
         if op is Op.OTHER:
-            self.graph.graph["unsupported_ops"][fields["source_op"]] += 1
+            unsupported = self.graph.graph["unsupported_ops"]
+            unsupported[fields["source_op"]] += 1
+            _count_subgraph_ops(node.attrs, node.op_type, unsupported)
         return frozen_record(Layer, fields)
 
     def _edges(self, n: _LayerNode, name: str, aliases: dict[str, str]) -> list[tuple[str, str, dict]]:
@@ -315,7 +346,17 @@ class _Builder:
         return edges
 
     def _param_shapes(self, node: _Node) -> tuple[tuple[int, ...], ...]:
-        """Learned tensors used by this node (counted per use)."""
+        """Learned tensors used by this node (counted per use), with those its op has no input for:
+        the bias of a ``DynamicQuantizeMatMul``, or of a MatMul that the next Add adds."""
+        extra = ()
+        if node.output:
+            extra = self.loaded.float_view.params.get(node.output[0], ())
+            if node.output[0] in self.dense_bias:
+                extra += (self.dense_bias[node.output[0]],)
+        shapes = self.loaded.shapes
+        return self._input_param_shapes(node) + tuple(shapes[i] for i in extra if shapes.get(i) is not None)
+
+    def _input_param_shapes(self, node: _Node) -> tuple[tuple[int, ...], ...]:
         inits = self.loaded.initializer_shapes
         positions = _PARAM_INPUTS.get(node.op_type)
         if positions is None:
@@ -351,6 +392,8 @@ class _Builder:
             return Op.GLOBAL_POOL
         if t == "Einsum":
             return Op.MATMUL if self._einsum_k(node) is not None else Op.OTHER
+        if t in _GATES:
+            return Op.RECURRENT
         if t in ("Gemm", "MatMul"):
             weights = [i for i in node.input[:2] if i in self.loaded.constant_names]
             return Op.LINEAR if weights else Op.MATMUL
@@ -462,6 +505,8 @@ class _Builder:
             k = self._contracted_dim(node, a, in_shapes)
             n_out = out_shape[-1] if out_shape else None
             return dict(in_channels=k, out_channels=n_out)
+        if op is Op.RECURRENT:
+            return self._recurrent_layer(node, a, x)
         if op is Op.RESIZE:
             if x and out_shape and len(x) == len(out_shape) and len(x) >= 3:
                 scales = tuple(o / i for o, i in zip(out_shape[2:], x[2:]))
@@ -479,6 +524,20 @@ class _Builder:
         if op is Op.SLICE and node.op_type == "Slice":
             return self._slice_layer(node, a, x)
         return {}
+
+    def _recurrent_layer(self, node: _Node, a: dict, x) -> dict:
+        """LSTM/GRU/RNN: input size from the sequence, hidden size from the attribute (or R)."""
+        if not x or len(x) != 3:
+            raise ValueError(f"input sequence has shape {x}, expected rank 3 (steps, batch, features)")
+        directions = 2 if _as_str(a.get("direction", "forward")) == "bidirectional" else 1
+        hidden = a.get("hidden_size")
+        if hidden is None:
+            r = self.loaded.shapes.get(node.input[2]) if len(node.input) > 2 else None
+            if not r or len(r) != 3:
+                raise ValueError("hidden_size is missing and the recurrence weight's shape is unknown")
+            hidden = r[2]
+        return dict(in_channels=int(x[2]), out_channels=int(hidden), gates=_GATES[node.op_type],
+                    directions=directions)
 
     def _contracted_dim(self, node, a, in_shapes) -> int | None:
         if node.op_type == "Einsum":
@@ -552,12 +611,28 @@ class _Builder:
         first, step = [0] * rank, [1] * rank
         for s, axis, st in zip(starts, axes, steps):
             axis %= rank
+            if axis < 2:
+                continue  # batch and channels (or a sequence's steps): not a spatial slice
             size = x[axis]
             if st <= 0:
                 raise ValueError("negative slice steps are not supported on feature maps")
             s = s + size if s < 0 else s
             first[axis], step[axis] = min(max(s, 0), size), st
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
+
+
+def _count_subgraph_ops(attrs: dict, parent: str, counts: Counter) -> None:
+    """Count the ops inside a not-understood node's subgraphs (a ``Loop`` body) as ``Op (in Parent)``."""
+    for value in attrs.values():
+        graphs = value if isinstance(value, list) else [value]
+        for graph in graphs:
+            if not isinstance(graph, onnx.GraphProto):
+                continue
+            for inner in graph.node:
+                op = inner.op_type if inner.domain in ("", "ai.onnx") else f"{inner.domain}::{inner.op_type}"
+                counts[f"{op} (in {parent})"] += 1
+                if inner.attribute:
+                    _count_subgraph_ops(_attrs(inner), inner.op_type, counts)
 
 
 def _comment(node: _Node) -> str:

@@ -1,0 +1,83 @@
+"""Recurrent layers (LSTM, GRU, RNN and onnxruntime's DynamicQuantizeLSTM) are counted by the
+standard convention: per time step and direction, gates x hidden x (input + hidden) MACs.
+
+Checked on a small CRNN (conv features read as a sequence by a two-layer recurrent
+network, then a linear head) against torch's FlopCounterMode (FLOPs = 2 x MACs; oneDNN is
+switched off so that the LSTM runs as the matrix products FlopCounterMode sees) and
+against the formula by hand, layer by layer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import archlint
+
+from conftest import export
+
+torch = pytest.importorskip("torch")
+
+STEPS, FEATURES, HIDDEN, CLASSES = 20, 16 * 8, 32, 10
+GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+
+
+class CRNN(torch.nn.Module):
+    """1x1x8x20 image -> conv (16x8x20) -> 20 steps of 128 features -> 2-layer recurrent -> linear."""
+
+    def __init__(self, kind: str, bidirectional: bool) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 16, 3, padding=1)
+        self.rnn = getattr(torch.nn, kind)(FEATURES, HIDDEN, num_layers=2, bidirectional=bidirectional)
+        self.fc = torch.nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+
+    def forward(self, x):
+        y = self.conv(x).flatten(1, 2).permute(2, 0, 1)  # steps, batch, features
+        y, _ = self.rnn(y)
+        return self.fc(y)
+
+
+def flop_counter_macs(module, x) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
+        module(x)
+    return counter.get_total_flops() // 2
+
+
+def hand_macs(kind: str, directions: int) -> list[int]:
+    """MACs of the two recurrent layers: steps x directions x gates x hidden x (input + hidden)."""
+    first = STEPS * directions * GATES[kind] * HIDDEN * (FEATURES + HIDDEN)
+    second = STEPS * directions * GATES[kind] * HIDDEN * (HIDDEN * directions + HIDDEN)
+    return [first, second]
+
+
+CASES = [pytest.param(kind, bi, exporter, id=f"{kind}-{'bi' if bi else 'uni'}-{exporter}")
+         for kind in ("LSTM", "GRU", "RNN") for bi in (False, True) for exporter in ("legacy", "dynamo")
+         if not (kind == "RNN" and exporter == "dynamo")]  # dynamo unrolls nn.RNN into matrix products
+
+
+@pytest.mark.parametrize(("kind", "bidirectional", "exporter"), CASES)
+def test_recurrent_layer_macs_follow_the_standard_convention(tmp_path, kind, bidirectional, exporter):
+    torch.manual_seed(0)
+    module, x = CRNN(kind, bidirectional).eval(), torch.randn(1, 1, 8, STEPS)
+    report = archlint.lint(export(module, x, tmp_path / f"crnn.onnx", exporter))
+    recurrent = [row for row in report.layers if row.op == "recurrent"]
+    assert [row.macs for row in recurrent] == hand_macs(kind, 2 if bidirectional else 1)
+    assert 2 * report.summary.macs == 2 * flop_counter_macs(module, x)
+    assert report.summary.params == sum(p.numel() for p in module.parameters())
+    assert not report.summary.unsupported_ops
+
+
+def test_dynamically_quantized_lstm_reports_like_the_float_lstm(tmp_path):
+    from onnxruntime.quantization import quantize_dynamic
+
+    torch.manual_seed(0)
+    module, x = CRNN("LSTM", True).eval(), torch.randn(1, 1, 8, STEPS)
+    source = export(module, x, tmp_path / "crnn.onnx", "legacy")
+    quantize_dynamic(str(source), str(tmp_path / "crnn_dynamic.onnx"))
+    float_report, quantized = archlint.lint(source), archlint.lint(tmp_path / "crnn_dynamic.onnx")
+    rows = {row.name: (row.op, row.macs, row.params) for row in float_report.layers if row.macs}
+    assert {row.name: (row.op, row.macs, row.params) for row in quantized.layers if row.macs} == rows
+    assert {row.source_op for row in quantized.layers if row.op == "recurrent"} == {"com.microsoft::DynamicQuantizeLSTM"}
+    assert (quantized.summary.macs, quantized.summary.params) == (float_report.summary.macs, float_report.summary.params)
+    assert not quantized.summary.unsupported_ops
