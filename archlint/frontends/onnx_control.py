@@ -1,37 +1,47 @@
-"""Inline the branch of each ``If`` node that archlint analyses (a rewrite before shape inference).
+"""Inline the branch of each ``If`` node that archlint analyses (a rewrite around shape inference).
 
-An ``If`` holds two subgraphs and runs one of them. When its condition is a constant, the
-branch it selects is inlined. When the condition is computed from the inputs' values,
-archlint cannot know which branch runs: it inlines the larger one (more nodes, nested
-subgraphs included; the then-branch on a tie) and says so in a note naming the node and
-both branches. ``Loop`` and ``Scan`` bodies run a number of times known only at run time;
-they stay as they are, and the graph builder lists the ops inside them as not understood.
+An ``If`` holds two subgraphs and runs one of them. When its condition is a constant, or
+is computed from constants and tensor shapes alone (a legacy export's "squeeze if this
+size is 1"), the branch it selects is inlined once the condition's value is known. When
+the condition is computed from the inputs' values, archlint cannot know which branch runs:
+it inlines the larger one (more nodes, nested subgraphs included; the then-branch on a
+tie) and says so in a note naming the node and both branches. ``Loop`` and ``Scan`` bodies
+run a number of times known only at run time; they stay as they are, and the graph
+builder lists the ops inside them as not understood.
 """
 
 from __future__ import annotations
 
+from collections.abc import Container, Mapping
+
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 __all__ = ["inline_branches"]
 
 
-def inline_branches(graph: onnx.GraphProto, notes: list[str]) -> None:
-    """Replace every ``If`` in ``graph`` (and in the branches it inlines) by one of its branches."""
-    if not any(n.op_type == "If" and n.domain in ("", "ai.onnx") for n in graph.node):
-        return
-    names = _defined_names(graph)
-    constants = _constant_values(graph)
+def inline_branches(graph: onnx.GraphProto, notes: list[str], values: Mapping[str, np.ndarray],
+                    constant_names: Container[str], final: bool = False) -> bool:
+    """Inline the ``If`` nodes of ``graph`` whose branch can be chosen now; whether any was.
+
+    ``values`` holds the known values of constant tensors and ``constant_names`` the names of
+    all tensors that do not depend on the inputs' values. An ``If`` whose condition is such a
+    tensor, its value not yet known, waits for a later call, unless ``final`` (its value could
+    not be computed): then the larger branch is taken, as for a data-dependent condition.
+    """
     nodes: list[onnx.NodeProto] = []
     conditions: list[str] = []
+    names: set[str] | None = None
     for node in graph.node:
         if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
             nodes.append(node)
             continue
+        branch = _chosen_branch(node, values, constant_names, final, notes)
+        if branch is None:
+            nodes.append(node)
+            continue
+        names = _defined_names(graph) if names is None else names
         conditions.extend(node.input[:1])
-        branch = _chosen_branch(node, constants, notes)
-        inline_branches(branch, notes)
         renamed = _rename_clashes(branch, names)
         graph.initializer.extend(branch.initializer)
         nodes.extend(branch.node)
@@ -39,9 +49,11 @@ def inline_branches(graph: onnx.GraphProto, notes: list[str]) -> None:
             if outer:
                 nodes.append(onnx.helper.make_node("Identity", [renamed.get(inner.name, inner.name)], [outer],
                                                    name=f"{node.name}/{inner.name}" if node.name else ""))
-        constants.update(_constant_values(branch))
+    if not conditions:
+        return False
     del graph.node[:]
     graph.node.extend(_without_unread(nodes, conditions, {o.name for o in graph.output}))
+    return True
 
 
 def _without_unread(nodes: list[onnx.NodeProto], names: list[str], outputs: set[str]) -> list[onnx.NodeProto]:
@@ -64,21 +76,24 @@ def _without_unread(nodes: list[onnx.NodeProto], names: list[str], outputs: set[
     return [n for n in nodes if id(n) not in dropped]
 
 
-def _chosen_branch(node: onnx.NodeProto, constants: dict[str, np.ndarray], notes: list[str]) -> onnx.GraphProto:
+def _chosen_branch(node: onnx.NodeProto, values: Mapping[str, np.ndarray], constant_names: Container[str],
+                   final: bool, notes: list[str]) -> onnx.GraphProto | None:
     branches = {a.name: a.g for a in node.attribute if a.name in ("then_branch", "else_branch")}
-    if len(branches) != 2:
-        raise ValueError(f"'If' node '{node.name}' lacks a then_branch or else_branch")
     label = f"'If' node '{node.name}'" if node.name else "an 'If' node"
-    condition = constants.get(node.input[0]) if node.input else None
-    if condition is not None and condition.size == 1:
-        chosen = "then_branch" if bool(condition.reshape(())) else "else_branch"
-        notes.append(f"{label} has a constant condition: its {chosen} is analysed")
-        return branches[chosen]
+    if len(branches) != 2 or not node.input:
+        raise ValueError(f"{label} lacks a condition, a then_branch or an else_branch")
+    condition = values.get(node.input[0])
+    if condition is not None and np.size(condition) == 1:
+        return branches["then_branch" if bool(np.ravel(condition)[0]) else "else_branch"]
+    if node.input[0] in constant_names and not final:
+        return None  # computed from shapes: known after inference
     sizes = {name: _size(g) for name, g in branches.items()}
     chosen = "then_branch" if sizes["then_branch"] >= sizes["else_branch"] else "else_branch"
     other = "else_branch" if chosen == "then_branch" else "then_branch"
-    notes.append(f"{label} picks a branch from a value known only at run time: archlint analyses its "
-                 f"{chosen} ({_nodes(sizes[chosen])}, the larger), not its {other} ({_nodes(sizes[other])})")
+    why = "could not be computed" if node.input[0] in constant_names else "depends on the input's values"
+    which = "the larger" if sizes[chosen] > sizes[other] else "as large as the other"
+    notes.append(f"{label}: its condition {why}; archlint analyses its {chosen} "
+                 f"({_nodes(sizes[chosen])}, {which}), not its {other} ({_nodes(sizes[other])})")
     return branches[chosen]
 
 
@@ -128,23 +143,3 @@ def _rename_clashes(branch: onnx.GraphProto, names: set[str]) -> dict[str, str]:
                 for i, name in enumerate(field):
                     field[i] = renamed.get(name, name)
     return renamed
-
-
-def _constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    """Values of the one-element initializers and ``Constant`` nodes of ``graph`` (conditions)."""
-    values: dict[str, np.ndarray] = {}
-    for tensor in graph.initializer:
-        if list(tensor.dims) in ([], [1]):
-            try:
-                values[tensor.name] = numpy_helper.to_array(tensor)
-            except Exception:
-                pass
-    for node in graph.node:
-        if node.op_type == "Constant" and node.output:
-            for attr in node.attribute:
-                if attr.name == "value" and list(attr.t.dims) in ([], [1]):
-                    try:
-                        values[node.output[0]] = numpy_helper.to_array(attr.t)
-                    except Exception:
-                        pass
-    return values

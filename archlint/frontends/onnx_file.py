@@ -107,34 +107,68 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     if model.ir_version <= 0:
         raise ModelLoadError(source, "not an ONNX model: ir_version is missing")
     notes: list[str] = []
-    try:
-        inline_branches(model.graph, notes)
-    except ValueError as exc:
-        raise ModelLoadError(source, str(exc)) from None
     _check_topological(model, source)
     float_view = read_as_float(model)
     _load_small_external(model, base_dir, source)
     _drop_large_data(model.graph)
     _pin_inputs(model, source, input_shapes, notes)
     _unset_negative_dims(model)
+    _resolve_branches(model, source, notes)
     inferred = _infer(model, source, notes)
     constants, constant_names = _constants(inferred)
-    # each round folds the shape arithmetic whose inputs inference now knows; models that
-    # reshape by shapes computed after earlier reshapes (windowed attention) need several
+    # each round inlines the If branches whose conditions are now known, or else folds the
+    # shape arithmetic whose inputs inference now knows; models that reshape by shapes computed
+    # after earlier reshapes (windowed attention) need several
     for _ in range(MAX_FOLD_ROUNDS):
-        unknown = _unknown_data_shapes(inferred, constant_names)
-        if not unknown:
-            break
-        folded = _fold(inferred, constants, constant_names)
-        if not folded:
-            break
-        _replace_with_initializers(model, folded)
+        if not _inline_branches(model, source, notes, constants, constant_names):
+            folded = _fold(inferred, constants, constant_names) \
+                if _unknown_data_shapes(inferred, constant_names) else {}
+            if folded:
+                _replace_with_initializers(model, folded)
+            elif not _inline_branches(model, source, notes, constants, constant_names, final=True):
+                break
         inferred = _infer(model, source, notes)
         constants, constant_names = _constants(inferred)
     shapes = _value_shapes(inferred, source)
     init_shapes = {t.name: tuple(int(d) for d in t.dims) for t in inferred.graph.initializer}
     return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes,
                       float_view=float_view)
+
+
+def _inline_branches(model: onnx.ModelProto, source: str, notes: list[str], constants: dict[str, np.ndarray],
+                     constant_names: set[str], final: bool = False) -> bool:
+    """:func:`~.onnx_control.inline_branches` on ``model``; the inlined weights lose their bytes too."""
+    try:
+        inlined = inline_branches(model.graph, notes, constants, constant_names, final)
+    except ValueError as exc:
+        raise ModelLoadError(source, str(exc)) from None
+    if inlined:
+        _drop_large_data(model.graph)
+    return inlined
+
+
+def _resolve_branches(model: onnx.ModelProto, source: str, notes: list[str]) -> None:
+    """Inline the If branches that constants, input values or shapes choose, before strict inference.
+
+    A graph with an If still in it may fail strict inference (branches of different ranks), so
+    the shapes that choose a branch ("squeeze if this size is 1") come from lenient inference.
+    """
+    for _ in range(MAX_FOLD_ROUNDS):
+        if _inline_branches(model, source, notes, *_constants(model)):
+            continue
+        if not any(n.op_type == "If" for n in model.graph.node):
+            return
+        try:
+            lenient = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+        except Exception:
+            return  # strict inference will say what is wrong
+        constants, constant_names = _constants(lenient)
+        if _inline_branches(model, source, notes, constants, constant_names):
+            continue
+        folded = _fold(lenient, constants, constant_names)
+        if not folded:
+            return
+        _replace_with_initializers(model, folded)
 
 
 # --- file safety -----------------------------------------------------------------------

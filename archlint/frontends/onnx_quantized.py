@@ -90,13 +90,21 @@ def float_weight_name(name: str, view: FloatView) -> str:
 
 
 def read_as_float(model: onnx.ModelProto) -> FloatView:
-    """Rewrite ``model.graph`` in place (see the module docstring); returns what it recorded."""
-    graph = model.graph
+    """Rewrite ``model.graph`` and its subgraphs in place (see the module docstring); returns
+    what it recorded."""
     view = FloatView()
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
-    initializers = {t.name for t in graph.initializer}
+    _graph_as_float(model.graph, view, opset, set())
+    return view
+
+
+def _graph_as_float(graph: onnx.GraphProto, view: FloatView, opset: int, outer: set[str]) -> None:
+    initializers = outer | {t.name for t in graph.initializer}
     rewritten: set[str] = set()
     for node in graph.node:
+        for attr in node.attribute:  # the branches of an If, the body of a Loop
+            for sub in (attr.g,) if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
+                _graph_as_float(sub, view, opset, initializers)
         domain = "" if node.domain == "ai.onnx" else node.domain
         if node.op_type == "DequantizeLinear" and domain == "" and node.input and node.input[0] in initializers:
             view.dequantized[node.output[0]] = node.input[0]
@@ -120,7 +128,6 @@ def read_as_float(model: onnx.ModelProto) -> FloatView:
         keep = [v for v in graph.value_info if v.name not in rewritten]
         del graph.value_info[:]
         graph.value_info.extend(keep)
-    return view
 
 
 def _channels_last(node: onnx.NodeProto) -> bool:
@@ -159,12 +166,19 @@ def _undo_dynamic_quantization(graph: onnx.GraphProto, view: FloatView, initiali
     if not scales:
         return set()
     changed: set[str] = set()
+    producer = {o: n for n in nodes for o in n.output if o}
+    dims = {t.name: list(t.dims) for t in graph.initializer}
     for node in nodes:
-        if node.op_type == "Mul" and node.domain in ("", "ai.onnx") and len(node.input) == 2:
-            data = [i for i in node.input if i not in scales]
-            if len(data) == 1 and data[0] not in constants:  # dequantization: x * (x_scale * w_scale)
-                _to_identity(node, data[0])
-                changed.update(node.output)
+        if node.op_type not in ("Mul", "Add") or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+            continue
+        data = [i for i in node.input if i not in scales]
+        if len(data) != 1 or data[0] in constants:
+            continue
+        if node.op_type == "Mul":  # dequantization: x * (x_scale * w_scale)
+            _to_identity(node, data[0])
+            changed.update(node.output)
+        elif _fold_quantized_bias(node, data[0], producer, dims, view):
+            changed.update(node.output)
     _fold_conv_bias(graph, view, changed)
     outputs = {o.name for o in graph.output}
     _drop_dead(graph, scales, outputs)
@@ -175,6 +189,31 @@ def _undo_dynamic_quantization(graph: onnx.GraphProto, view: FloatView, initiali
             _to_identity(node, node.input[0])
             changed.update(node.output)
     return changed
+
+
+def _fold_quantized_bias(add: onnx.NodeProto, data: str, producer: dict[str, onnx.NodeProto],
+                         dims: dict[str, list[int]], view: FloatView) -> bool:
+    """Integer op -> ``Add`` of its bias quantized on the fly (older onnxruntime: the float bias
+    divided by the scales, floored, cast): the bias goes back to the layer, the ``Add`` passes data on."""
+    layer = producer.get(data)
+    source_op = view.source_ops.get(data) if layer is not None else None
+    if source_op not in ("ConvInteger", "MatMulInteger") or len(layer.input) != 2:
+        return False
+    name = add.input[1] if add.input[0] == data else add.input[0]
+    for _ in range(8):  # back through Reshape, Cast, Floor, Div by the scales...
+        if name in dims or name not in producer or not producer[name].input:
+            break
+        name = producer[name].input[0]
+    weight = dims.get(layer.input[1])
+    channels = (weight[:1] if layer.op_type == "Conv" else weight[-1:]) if weight else None
+    if not channels or dims.get(name) != channels:
+        return False
+    if layer.op_type == "Conv":
+        layer.input.append(name)
+    else:
+        view.params[data] = (name,)
+    _to_identity(add, data)
+    return True
 
 
 def _to_identity(node: onnx.NodeProto, source: str) -> None:
