@@ -10,12 +10,11 @@ against the formula by hand, layer by layer.
 from __future__ import annotations
 
 import pytest
+import torch
 
 import archlint
 
 from conftest import export
-
-torch = pytest.importorskip("torch")
 
 STEPS, FEATURES, HIDDEN, CLASSES = 20, 16 * 8, 32, 10
 GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
