@@ -7,8 +7,9 @@ from __future__ import annotations
 from onnx import TensorProto, helper
 
 import archlint
+from archlint.export import export_onnx
 
-from conftest import export, make_model, run_cli, save, weight
+from conftest import make_model, run_cli, save, weight
 
 X = {"x": [1, 3, 16, 16]}
 
@@ -184,7 +185,7 @@ def test_torch_cond_exported_by_dynamo_reports_the_larger_branch(tmp_path):
             return torch.cond(x.sum() > 0, lambda x: self.a(x), lambda x: self.b(x), (x,))
 
     torch.manual_seed(0)
-    report = archlint.lint(export(Gated().eval(), torch.randn(1, 3, 16, 16), tmp_path / "gated.onnx", "dynamo"))
+    report = archlint.lint(export_onnx(Gated().eval(), torch.randn(1, 3, 16, 16), tmp_path / "gated.onnx", "dynamo"))
     assert [r.name for r in report.layers if r.op == "conv"] == ["a.0", "a.2"]
     assert report.summary.macs == 16 * 16 * 8 * 3 * 9 + 8 * 8 * 8 * 8 * 9
     assert not report.summary.unsupported_ops

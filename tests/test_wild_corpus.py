@@ -29,22 +29,6 @@ _spec.loader.exec_module(fetch)
 
 ENTRIES = {entry["name"]: entry for entry in fetch.entries()}
 
-#: Files whose count archlint does not match yet, and why. Their reports must still say that
-#: the total is partial: every op type whose MACs differ is listed as not understood.
-PENDING = {
-    "ddddocr_common.onnx": "LSTM MACs",
-    "ddddocr_common_old.onnx": "quantized operator forms (ConvInteger, MatMulInteger, DynamicQuantizeLSTM)",
-    "silero_vad_v6.onnx": "LSTM MACs",
-    "silero_vad_openvino_16k.onnx": "LSTM MACs",
-}
-#: Files whose layers sit inside If branches that archlint does not analyse yet (and does not list).
-IF_PENDING = {
-    "silero_vad_16k_op15.onnx": "If branches",
-    "silero_vad_half.onnx": "If branches",
-    "silero_vad.onnx": "If branches (the whole model)",
-    "silero_vad_op18_ifless.onnx": "If branches",
-}
-
 
 def corpus_file(name: str) -> Path:
     """The checked file ``name`` of the corpus; skips (or fails in CI) when it is not fetched."""
@@ -84,33 +68,37 @@ def test_corpus_covers_exporters_and_tasks():
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_macs_equal_the_independent_count(reports, name):
-    if name in IF_PENDING:
-        pytest.skip(f"not analysed yet: {IF_PENDING[name]}")
     entry = ENTRIES[name]
-    path = corpus_file(name)
-    expected = count(path, entry["input_shapes"], entry.get("values"))
+    expected = count(corpus_file(name), entry["input_shapes"], entry.get("values"))
     report = reports(name)
     found: dict[str, int] = {}
     for row in report.layers:
         if row.macs:
             found[_op(row.source_op)] = found.get(_op(row.source_op), 0) + row.macs
-    if name not in PENDING:
-        assert found == dict(expected)
-        assert report.summary.macs == sum(expected.values())
-        return
-    # not counted yet: the report says which ops it leaves out, so the total reads as partial
-    differ = {op for op in set(found) | set(expected) if found.get(op, 0) != expected.get(op, 0)}
-    listed = {_op(op) for op in report.summary.unsupported_ops}
-    assert differ and differ <= listed, (differ, listed)
+    assert found == dict(expected)
+    assert report.summary.macs == sum(expected.values())
 
 
 @pytest.mark.parametrize("name", sorted(ENTRIES))
 def test_no_standard_op_is_left_not_understood(reports, name):
-    if name in IF_PENDING or name in PENDING:
-        pytest.skip(f"not analysed yet: {IF_PENDING.get(name) or PENDING[name]}")
     report = reports(name)
     standard = {op for op in report.summary.unsupported_ops if "::" not in op}
     assert not standard
+
+
+def test_quantized_and_half_precision_files_report_like_their_float_siblings(reports):
+    """ddddocr ships its captcha model as a float export and as an onnxruntime dynamic
+    quantization (ConvInteger, MatMulInteger, DynamicQuantizeLSTM) of an earlier export of it
+    (nodes after the convs are numbered differently); silero-vad as a float16 export and as a
+    float spox file holding the model inside an If."""
+    pairs = (("ddddocr_common.onnx", "ddddocr_common_old.onnx"), ("silero_vad.onnx", "silero_vad_half.onnx"))
+    for float_name, twin_name in pairs:
+        float_report, twin = reports(float_name), reports(twin_name)
+        assert (twin.summary.macs, twin.summary.params) == (float_report.summary.macs, float_report.summary.params)
+        assert sorted(f.code for f in twin.findings) == sorted(f.code for f in float_report.findings)
+    convs = [{(r.name, r.macs, r.params, r.receptive_field) for r in reports(name).layers if r.op == "conv"}
+             for name in pairs[0]]
+    assert convs[0] == convs[1] and len(convs[0]) == 21
 
 
 def test_transposed_convs_of_a_real_detector_match_torch(reports):

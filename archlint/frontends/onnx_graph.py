@@ -27,7 +27,7 @@ from .construction_onnx import onnx_definitions
 from .einsum import einsum_contraction
 from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
-from .onnx_quantized import float_weight_name
+from .onnx_quantized import float_node_name, float_weight_name
 from .sources import source_from_trace
 
 __all__ = ["onnx_graph"]
@@ -180,7 +180,9 @@ class _Builder:
         hints = []
         for n in nodes:
             scope = self._scope(n.node)
-            hints.append(NameHint(scope, n.node.op_type, self._weight_module(n.node, n.op), n.node.name))
+            node_name = float_node_name(n.node.name, n.node.output[0], self.loaded.float_view) if n.node.output \
+                else n.node.name
+            hints.append(NameHint(scope, n.node.op_type, self._weight_module(n.node, n.op), node_name))
         named = layer_names(hints, reserved=self.producer_names)
         result = []
         for n, hint, (name, origin) in zip(nodes, hints, named):

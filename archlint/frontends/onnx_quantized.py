@@ -26,11 +26,13 @@ from typing import NamedTuple
 
 import onnx
 
-__all__ = ["FloatView", "read_as_float", "float_weight_name"]
+__all__ = ["FloatView", "read_as_float", "float_weight_name", "float_node_name"]
 
 _MS = "com.microsoft"
-#: Suffix onnxruntime's quantizer appends to the initializers it quantizes.
+#: Suffixes onnxruntime's quantizer appends to the initializers it quantizes and to the
+#: names of the nodes it replaces.
 _QUANTIZED_SUFFIX = "_quantized"
+_NODE_SUFFIX = "_quant"
 
 
 class _FloatForm(NamedTuple):
@@ -87,6 +89,21 @@ def float_weight_name(name: str, view: FloatView) -> str:
     """
     name = view.dequantized.get(name, name)
     return name[:-len(_QUANTIZED_SUFFIX)] if name.endswith(_QUANTIZED_SUFFIX) else name
+
+
+def float_node_name(name: str, output: str, view: FloatView) -> str:
+    """The float model's name of a node the quantizer replaced (``Conv_3_quant`` -> ``Conv_3``).
+
+    Examples
+    --------
+    >>> float_node_name("Conv_3_quant", "y", FloatView(source_ops={"y": "ConvInteger"}))
+    'Conv_3'
+    >>> float_node_name("Conv_3_quant", "y", FloatView())
+    'Conv_3_quant'
+    """
+    if output in view.source_ops and name.endswith(_NODE_SUFFIX):
+        return name[:-len(_NODE_SUFFIX)]
+    return name
 
 
 def read_as_float(model: onnx.ModelProto) -> FloatView:
