@@ -35,11 +35,12 @@ from ..graph import Graph, Layer, Source
 from .sources import is_torch_internal, local_source
 
 __all__ = ["Site", "ClassRef", "ModuleInfo", "pick", "is_library_file", "class_def", "bindings",
-           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name", "layer_module", "annotate", "set_definitions"]
+           "StaticResolver", "Definition", "definition", "source_tree", "source_text", "callee_name",
+           "layer_module", "annotate", "set_definitions", "new_model"]
 
 #: Files larger than this are not parsed (a hostile model may name any file).
 MAX_SOURCE_BYTES = 1_000_000
-#: Most source files read per process.
+#: Most source files newly read for one model (files read before are cached and free).
 MAX_SOURCE_FILES = 128
 #: torch container classes: their children are bound by the code that builds the container.
 CONTAINERS = frozenset({"Sequential", "ModuleList", "ModuleDict"})
@@ -109,8 +110,8 @@ def source_text(path: str) -> str | None:
     """The text of a Python file (read once per process), or ``None`` when it cannot be read.
 
     Only regular ``.py`` files up to ``MAX_SOURCE_BYTES`` are read, and at most
-    ``MAX_SOURCE_FILES`` of them per process: a model names files, and a hostile one could
-    name a device, a huge file or thousands of files.
+    ``MAX_SOURCE_FILES`` new ones per model (see :func:`new_model`): a model names files,
+    and a hostile one could name a device, a huge file or thousands of files.
     """
     global _files_read
     if not path.endswith((".py", ".pyw")) or _files_read >= MAX_SOURCE_FILES:
@@ -127,6 +128,12 @@ def source_text(path: str) -> str | None:
 
 
 _files_read = 0
+
+
+def new_model() -> None:
+    """Start the file budget of another model (resolvers call it when they are created)."""
+    global _files_read
+    _files_read = 0
 
 
 def _parse(text: str, path: str, first_line: int = 1) -> ast.Module | None:
@@ -339,6 +346,7 @@ class StaticResolver:
     """
 
     def __init__(self, info: Callable[[str], ModuleInfo | None]) -> None:
+        new_model()
         self.info = info
         self._chains: dict[str, tuple[Site, ...]] = {}
 
