@@ -283,8 +283,7 @@ def _fold_conv_bias(graph: onnx.GraphProto, view: FloatView, changed: set[str]) 
         conv.input.append(bias)
         conv.output[0] = add.output[0]
         removed += [cast, rescale, add]
-    for node in removed:
-        graph.node.remove(node)
+    _remove(graph, removed)
 
 
 def _bias_source(name: str, producer: dict[str, onnx.NodeProto], dims: dict[str, list[int]]) -> str | None:
@@ -307,5 +306,14 @@ def _drop_dead(graph: onnx.GraphProto, scales: set[str], outputs: set[str]) -> N
                                                           for o in n.output if o)]
         if not dead:
             return
-        for node in dead:
-            graph.node.remove(node)
+        _remove(graph, dead)
+
+
+def _remove(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """Remove ``nodes`` in one pass. They are known by op and first output: an output is
+    unique in a graph, except that a folded bias ``Add`` shares its output with the conv
+    that now produces it."""
+    gone = {(n.op_type, n.output[0]) for n in nodes}
+    keep = [n for n in graph.node if not (n.output and (n.op_type, n.output[0]) in gone)]
+    del graph.node[:]
+    graph.node.extend(keep)
