@@ -91,10 +91,11 @@ def module_of(layer: str, paths) -> str | None:
     return None
 
 
-def is_construction_line(defined_at: str, layer: str, lines: dict[str, set[tuple[str, int]]]) -> bool:
-    """Whether ``file:line`` constructs or binds the module of ``layer`` or one holding it."""
+def is_construction_line(defined_at, layer: str, lines: dict[str, set[tuple[str, int]]]) -> bool:
+    """Whether ``defined_at`` (a ``Source`` or ``"file:line"``) constructs or binds the module of
+    ``layer`` or one holding it."""
     path = module_of(layer, lines)
     if path is None:
         return False
-    file, _, line = defined_at.rpartition(":")
+    file, _, line = str(defined_at).rpartition(":")
     return (os.path.realpath(file), int(line)) in lines[path]

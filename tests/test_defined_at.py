@@ -207,5 +207,5 @@ def test_files_named_by_a_hostile_export_are_read_only_when_regular_python_files
     onnx.save(model, str(path))
     (tmp_path / "helper.onnx.data").write_bytes(Path(f"{helper_onnx}.data").read_bytes())
     findings = lint(path).findings
-    assert {f.layer: int(f.defined_at.rpartition(":")[2]) for f in findings if f.layer in EXPECTED} == \
+    assert {f.layer: f.defined_at.line for f in findings if f.layer in EXPECTED} == \
         {layer: _line_of(text) for layer, text in EXPECTED.items()}

@@ -139,7 +139,7 @@ def test_rendered_findings_show_the_definition_line(page, tmp_path):
     expected = []
     for f in report.findings:
         if f.defined_at:
-            path, _, line = f.defined_at.rpartition(":")
+            path, line = f.defined_at.file, f.defined_at.line
             full = Path(ROOT, path).resolve()
             shown = full.relative_to(ROOT).as_posix() if ROOT in full.parents else full.as_posix()
             expected.append(f"{shown}:{line}")
