@@ -16,13 +16,13 @@ from .frontends.torch_quiet import quiet_torch
 
 __all__ = ["EXPORTERS", "export_onnx"]
 
-#: ``legacy``: the TorchScript-based exporter (opset 17, weights embedded in the file);
-#: ``dynamo``: the ``torch.export``-based one (its default opset, weights in ``FILE.data``).
+#: ``legacy``: the TorchScript-based exporter (opset 17 unless asked otherwise, weights embedded in
+#: the file); ``dynamo``: the ``torch.export``-based one (its default opset, weights in ``FILE.data``).
 EXPORTERS = ("legacy", "dynamo")
 
 
 def export_onnx(module: Any, example_inputs: Any, path: str | os.PathLike, exporter: str = "dynamo", *,
-                input_names: Sequence[str] | None = ("x",), **kwargs: Any) -> Path:
+                input_names: Sequence[str] | None = ("x",), opset: int | None = None, **kwargs: Any) -> Path:
     """Export ``module``, in eval mode, on ``example_inputs`` to the ONNX file ``path``, silently.
 
     Parameters
@@ -39,6 +39,8 @@ def export_onnx(module: Any, example_inputs: Any, path: str | os.PathLike, expor
     input_names : sequence of str, optional
         Names of the graph inputs (default ``x``); ``None`` keeps the exporter's own (``input.1``
         for the legacy exporter).
+    opset : int, optional
+        The ONNX opset to export to; default 17 for the legacy exporter, the dynamo exporter's own.
     **kwargs
         Passed to :func:`torch.onnx.export` (``dynamic_axes``, ``output_names``...).
 
@@ -59,11 +61,13 @@ def export_onnx(module: Any, example_inputs: Any, path: str | os.PathLike, expor
     args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
     if input_names is not None:
         kwargs["input_names"] = list(input_names)
+    if opset is not None or exporter == "legacy":
+        kwargs["opset_version"] = opset or 17
     path = Path(path)
     module.eval()
     with quiet_torch():
         if exporter == "legacy":
-            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=17, **kwargs)
+            torch.onnx.export(module, args, str(path), dynamo=False, **kwargs)
         else:
             Path(f"{path}.data").unlink(missing_ok=True)
             torch.onnx.export(module, args, str(path), dynamo=True, external_data=True, **kwargs)

@@ -37,6 +37,13 @@ def test_legacy_export_keeps_its_own_input_name_on_request(tmp_path):
     assert [i.name for i in onnx.load(str(path)).graph.input] == ["input.1"]
 
 
+@pytest.mark.parametrize("exporter,opset", [("legacy", None), ("legacy", 13), ("dynamo", 18)])
+def test_export_writes_the_opset_asked_for(exporter, opset, tmp_path):
+    path = export_onnx(_net(), torch.randn(1, 3, 8, 8), tmp_path / "net.onnx", exporter, opset=opset)
+    model = onnx.load(str(path), load_external_data=False)
+    assert {o.domain: o.version for o in model.opset_import}[""] == (opset or 17)
+
+
 def test_dynamo_export_replaces_an_older_weights_file(tmp_path):
     (tmp_path / "net.onnx.data").write_bytes(b"\0" * 100_000)
     path = export_onnx(_net(), torch.randn(1, 3, 8, 8), tmp_path / "net.onnx")
