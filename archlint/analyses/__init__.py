@@ -18,7 +18,7 @@ from .alignment import merge_shifts
 from .border import border_losses, cumulative_border_losses
 from .macs import costs, peak_activation
 from .paths import plain_chains, weighted_depths
-from .receptive_field import receptive_fields, summary_receptive_field
+from .receptive_field import lost_receptive_field, receptive_fields, summary_receptive_field
 from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
 from .upsampling import phase_coverages
 from .summary_field import summary_field
@@ -57,6 +57,7 @@ ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "weighted_depths": lambda graph, get: weighted_depths(graph),
     "summary_receptive_field": lambda graph, get: summary_receptive_field(graph, get("receptive_fields")),
     "summary_field": lambda graph, get: summary_field(graph, get("receptive_fields")),
+    "lost_receptive_field": lambda graph, get: lost_receptive_field(graph, get("receptive_fields")),
     "stride_steps": lambda graph, get: stride_steps(graph, get("receptive_fields")),
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),
     "cumulative_border_losses": lambda graph, get: cumulative_border_losses(

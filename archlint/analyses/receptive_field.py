@@ -14,10 +14,45 @@ the inputs. Branches with equal strides merge exactly; branches with different s
 exact; past ``MAX_PIECES`` pieces on an axis (merges of branches resized by many different
 factors can double the pieces at each merge) the field is reported unknown. Inputs without
 spatial extent (squeeze-excitation scales, globally pooled context) are not aligned with
-any pixel: they mark the result ``global_context`` without changing its field. Global
+any pixel: they mark the result ``global_context`` without changing its field; a map whose
+every position already sees the whole input (an attention output) makes the result global. Global
 pooling, flatten and dense layers make the field ``global``: it then spans the whole
 input. Upsampling divides the stride (fractions are kept exact); transposed convolutions
 are treated as the continuous inverse of a convolution.
+
+Upsampling and the single-triple convention
+    After an integer upsampling by ``D`` the true field of an output pixel is a staircase:
+    its first input pixel moves by the input stride ``j`` once every ``D`` outputs, while
+    one ``(size, stride, padding)`` triple moves by ``j / D`` at every output. The smallest
+    triple that holds every phase is therefore wider than any single pixel's true field, by
+    ``j * (1 - 1/G)`` where ``G`` is the phase grid (``D`` for nearest, ``2D`` for the
+    half-pixel linear modes): less than one input stride. A stride-8 conv (field 8) then an
+    8x upsample gives 15 for nearest where each pixel sees 8 (excess ``8 * 7/8``), and 23.5
+    for bilinear where each sees 16 (excess ``8 * 15/16``). The report keeps the triple (it
+    is an outer bound at every pixel, which is what the field rules need). Resizes with
+    ``align_corners`` map ``n`` pixels onto ``m`` with the step ``(n-1)/(m-1)``: strides such
+    as 66/65 are exact fractions and print as such.
+
+Tokens and attention
+    A reshape that merges the spatial axes into one axis (``x.flatten(2)`` in vision
+    transformers) keeps each token's field; the field then follows that token axis through
+    transposes, dense layers over channels and reshapes that leave it whole (a reshape keeps
+    an axis when its length and the product of the axes before it are unchanged), and back
+    to spatial axes when it is split into them again. A product of two activations that
+    carry positions (attention scores ``Q @ K^T`` and attention-weighted sums ``A @ V``)
+    mixes positions: every output then depends on every position, so the field is global
+    (for the scores this is an outer bound: each score sees two tokens, and the softmax
+    that follows reads the whole row). A global field keeps following its positions, so the
+    last spatial map of a transformer is its last token map, with a global field.
+
+Unknown fields and input-independent values
+    Ops archlint does not understand, reshapes that scramble the spatial axes (window
+    partitions, patch unfolding) and misaligned merges make a field unknown (``None``), and
+    so are all fields computed from it. Layers whose input does not depend on the model's
+    input (a conv applied to a constant) have no field (``None``) and are left out of merges.
+    :func:`summary_receptive_field` returns ``None`` when a model output's field is unknown:
+    the field of its last spatial map is then unknown too, and
+    :func:`lost_receptive_field` names the layer where it was lost.
 """
 
 from __future__ import annotations
@@ -30,7 +65,8 @@ from fractions import Fraction
 from ..graph import Graph, Layer, Op
 from .shapes import spatial_dims
 
-__all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent"]
+__all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
+           "FieldLoss", "lost_receptive_field", "input_dependent"]
 
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
@@ -64,9 +100,14 @@ class ReceptiveField:
     ``axes`` holds, per spatial axis, the pieces of the field (one piece unless branches
     with different strides meet), ``extent`` the output length along that axis and
     ``positions`` the tensor axes that hold the spatial axes (``(2, 3)`` in NCHW,
-    ``(1, 2)`` after a permute to NHWC).
-    ``is_global``: every output value depends on the whole input (after global pooling or
-    flatten); ``size`` then spans all input pixels and the padding around them.
+    ``(1, 2)`` after a permute to NHWC). ``token_axis`` is the one tensor axis that holds
+    all spatial positions flattened row-major (tokens), with ``positions`` then empty; a
+    token axis may be longer than the map (extra tokens computed from parameters, such as a
+    class token, see no pixel).
+    ``is_global``: every output value depends on the whole input (after global pooling,
+    flatten or attention over all positions); ``size`` then spans all input pixels and the
+    padding around them. A global field may still have positions (the token map after
+    attention); after global pooling it has none.
     ``global_context``: a path with global information (e.g. squeeze-excitation) joined in.
     """
 
@@ -75,6 +116,7 @@ class ReceptiveField:
     positions: tuple[int, ...] = ()
     is_global: bool = False
     global_context: bool = False
+    token_axis: int | None = None
     #: Largest span of input pixels seen by one output position, per axis.
     size: tuple[int | Fraction, ...] = dataclass_field(init=False, compare=False, repr=False)
     #: Effective stride per axis (of the coarsest piece where pieces differ).
@@ -98,12 +140,19 @@ class ReceptiveField:
         object.__setattr__(self, "stride", tuple(stride))
         object.__setattr__(self, "padding", tuple(padding))
 
-    def moved(self, axes=None, extent=None, positions=None, context: bool | None = None) -> "ReceptiveField":
-        """A copy with some parts replaced (fields are immutable)."""
+    @property
+    def has_positions(self) -> bool:
+        """The tensor still holds spatial positions (spatial axes or a token axis)."""
+        return bool(self.positions) or self.token_axis is not None
+
+    def moved(self, axes=None, extent=None, positions=None, context: bool | None = None,
+              token_axis: int | None | bool = False) -> "ReceptiveField":
+        """A copy with some parts replaced (fields are immutable); ``token_axis=False`` keeps it."""
         return ReceptiveField(self.axes if axes is None else tuple(axes),
                               self.extent if extent is None else tuple(extent),
                               self.positions if positions is None else tuple(positions),
-                              self.is_global, self.global_context if context is None else context)
+                              self.is_global, self.global_context if context is None else context,
+                              self.token_axis if token_axis is False else token_axis)
 
 
 def _span(pieces: tuple[AxisField, ...], n: int) -> Fraction:
@@ -135,14 +184,24 @@ def _union(pieces: list[AxisField]) -> tuple[AxisField, ...] | None:
     return tuple(sorted(by_stride.values()))
 
 
-def _globalize(field: ReceptiveField) -> ReceptiveField:
-    """Union over all output positions: the field of a value that reads the whole map."""
-    axes = []
-    for pieces, n in zip(field.axes, field.extent):
-        start = min(p.start(0) for p in pieces)
-        end = max(p.end(max(n - 1, 0)) for p in pieces)
-        axes.append((AxisField(0, end - start + 1, -start),))
-    return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, field.global_context)
+def _globalize(field: ReceptiveField, positions: tuple[int, ...] = (), token_axis: int | None = None,
+               extent: tuple[int, ...] | None = None) -> ReceptiveField:
+    """Union over all output positions: the field of a value that reads the whole map.
+
+    ``positions``/``token_axis``/``extent``: where the result still holds positions (the
+    token map after attention); none after global pooling or flatten.
+    """
+    if field.is_global:
+        axes = field.axes
+    else:
+        axes = []
+        for pieces, n in zip(field.axes, field.extent):
+            start = min(p.start(0) for p in pieces)
+            end = max(p.end(max(n - 1, 0)) for p in pieces)
+            axes.append((AxisField(0, end - start + 1, -start),))
+    if extent is None:
+        extent = field.extent if positions or token_axis is not None else (1,) * len(axes)
+    return ReceptiveField(tuple(axes), tuple(extent), tuple(positions), True, field.global_context, token_axis)
 
 
 def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
@@ -204,11 +263,29 @@ def _shift(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rece
     return field.moved(axes, extent)
 
 
+def input_dependent(graph: Graph) -> set[str]:
+    """Names of the layers whose output depends on a model input with spatial axes.
+
+    The other layers compute values from parameters and constants alone (a conv applied to
+    ``torch.zeros`` inside ``forward``): their field is none.
+    """
+    found: set[str] = set()
+    for layer in graph.layers():
+        name = layer.name
+        if layer.op is Op.INPUT:
+            if _standard(layer.output_shape):
+                found.add(name)
+        elif any(p in found for p in graph.inputs_of(name)):
+            found.add(name)
+    return found
+
+
 def receptive_fields(graph: Graph) -> dict[str, ReceptiveField | None]:
     """Receptive field of every layer's output; ``None`` where it is unknown or not spatial.
 
     A field is unknown downstream of ops archlint does not understand (``Op.OTHER``)
-    and of reshapes that scramble spatial axes.
+    and of reshapes that scramble spatial axes. Layers computed from constants alone have
+    no field, and merges leave them out.
 
     Examples
     --------
@@ -226,9 +303,15 @@ def receptive_fields(graph: Graph) -> dict[str, ReceptiveField | None]:
     ([5, 5], [1, 1], [2, 2])
     """
     fields: dict[str, ReceptiveField | None] = {}
+    live = input_dependent(graph)
     for layer in graph.layers():
-        inputs = [fields.get(p) for p in graph.inputs_of(layer.name)]
-        fields[layer.name] = _field(layer, inputs)
+        name = layer.name
+        if name not in live:
+            fields[name] = _field(layer, []) if layer.op is Op.INPUT else None
+            continue
+        producers = graph.inputs_of(name)
+        inputs = [fields.get(p) for p in producers if p in live]
+        fields[name] = _field(layer, inputs)
     return fields
 
 
@@ -250,43 +333,52 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         one = AxisField(1, 1, 0)  # ints stay ints until a resize or transposed conv
         return ReceptiveField(tuple((one,) for _ in positions), _extent_at(out, positions), positions) \
             if positions else None
+    if op is Op.RESHAPE and len(inputs) > 1:
+        inputs = inputs[:1]  # view_as, expand_as: the other operand gives only a shape
     if len(inputs) == 1:  # the common case, without the general bookkeeping
         field = inputs[0]
-        if field is None or field.is_global:
-            return field
+        if field is None:
+            return None
+        if field.is_global:
+            return _global_through(layer, field)
         aligned, context = inputs, field.global_context
     else:
         if not inputs or None in inputs:
             return None
+        if op in (Op.LINEAR, Op.MATMUL) and sum(f.has_positions for f in inputs) > 1:
+            return _product(layer, inputs)
         aligned = [f for f in inputs if not f.is_global]
         context = any(f.global_context or f.is_global for f in inputs)
+        mixed = next((f for f in inputs if f.is_global and f.has_positions), None)
+        if mixed is not None:  # a map whose every position sees everything (attention output) joins
+            hull = _hull(inputs)
+            return _global_through(layer, _globalize(hull, mixed.positions, mixed.token_axis, mixed.extent))
         if not aligned:  # everything upstream is already global
-            return inputs[0]
+            return _global_through(layer, inputs[0])
         field = aligned[0]
-    if op in (Op.GLOBAL_POOL, Op.FLATTEN):
+    if op is Op.FLATTEN and len(inputs) == 1:
+        return _reshaped(layer, field)  # a flatten that keeps a token axis whole is a reshape
+    if op is Op.GLOBAL_POOL:
         return _globalize(field)
     if op in (Op.LINEAR, Op.MATMUL):
-        # a dense layer mixes its last axis; over channels (NHWC) it is pointwise
-        if len(aligned) > 1 or out is None or (len(out) - 1) in field.positions:
+        # a dense layer mixes its last axis; over channels (NHWC, tokens) it is pointwise
+        last = len(out) - 1 if out is not None else None
+        if len(aligned) > 1 or last is None or last in field.positions or field.token_axis == last:
             return _globalize(field)
+        if field.token_axis is not None:
+            return field.moved(context=context)
         return field.moved(extent=_extent_at(out, field.positions), context=context)
     if op in _ELEMENTWISE:
-        if len(aligned) > 1 and any(f.positions != field.positions or f.extent != field.extent for f in aligned):
-            return None  # spatially misaligned operands: no single field per position
-        same_shape = field is inputs[0] and layer.input_shapes and out == layer.input_shapes[0]
-        if not same_shape and _extent_at(out, field.positions) != field.extent:
-            return None
-        if len(aligned) == 1:
-            return field if context == field.global_context else field.moved(context=context)
-        axes = [_union([p for f in aligned for p in f.axes[a]]) for a in range(len(field.extent))]
-        if None in axes:
-            return None  # too many pieces to follow
-        return field.moved(axes, context=context)
+        return _elementwise(layer, field, aligned, context, inputs)
     if len(inputs) != 1:
         return None
     if op is Op.RESHAPE:
         return _reshaped(layer, field)
-    if field.positions != _standard(layer.input_shapes[0] if layer.input_shapes else None):
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    if op is Op.SLICE and (field.token_axis is not None or field.positions != _standard(x)):
+        follow = _follow_slice(x, out, field)
+        return None if follow is None else field.moved(positions=follow[0], token_axis=follow[1])
+    if field.positions != _standard(x):
         return None  # windowed ops work on NCHW; a field on other axes cannot follow
     extent = _extent_at(out, field.positions)
     if extent is None:
@@ -302,22 +394,179 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     return None
 
 
+def _elementwise(layer: Layer, field: ReceptiveField, aligned: list[ReceptiveField], context: bool,
+                 inputs: list[ReceptiveField | None]) -> ReceptiveField | None:
+    """Add, mul, concat, activations and norms: the union of the aligned operands' fields."""
+    out = layer.output_shape
+    if len(aligned) > 1 and any(f.positions != field.positions or f.extent != field.extent
+                                or f.token_axis != field.token_axis for f in aligned):
+        return None  # spatially misaligned operands: no single field per position
+    if field.token_axis is not None:
+        tokens = math.prod(field.extent)
+        length = out[field.token_axis] if out is not None and field.token_axis < len(out) else None
+        # more tokens than positions: tokens from parameters joined (a class token), which see no pixel
+        if length is None or length < tokens or (length > tokens and len(aligned) > 1):
+            return None
+    else:
+        same_shape = field is inputs[0] and layer.input_shapes and out == layer.input_shapes[0]
+        if not same_shape and _extent_at(out, field.positions) != field.extent:
+            return None
+    if len(aligned) == 1:
+        return field if context == field.global_context else field.moved(context=context)
+    axes = [_union([p for f in aligned for p in f.axes[a]]) for a in range(len(field.extent))]
+    if None in axes:
+        return None  # too many pieces to follow
+    return field.moved(axes, context=context)
+
+
+def _hull(fields: list[ReceptiveField]) -> ReceptiveField:
+    """The global field spanning everything any of ``fields`` sees (no positions)."""
+    spans = [_globalize(f) for f in fields]
+    axes = []
+    for a in range(len(spans[0].axes)):
+        pieces = [f.axes[a][0] for f in spans if len(f.axes) == len(spans[0].axes)]
+        start = min(p.start(0) for p in pieces)
+        end = max(p.end(0) for p in pieces)
+        axes.append((AxisField(0, end - start + 1, -start),))
+    context = any(f.global_context for f in fields)
+    return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, context)
+
+
+def _product(layer: Layer, inputs: list[ReceptiveField]) -> ReceptiveField:
+    """A product of two activations that both hold positions (attention): global.
+
+    The result keeps a token axis where an operand's token axis is not the contracted one:
+    the rows of the left operand or the columns of the right one.
+    """
+    hull = _hull(inputs)
+    shapes, out = layer.input_shapes, layer.output_shape
+    if out is None or len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(out) < 2:
+        return hull
+    left, right = inputs[0], inputs[1]
+    if left.token_axis is not None and left.token_axis == len(shapes[0]) - 2:
+        return _globalize(hull, token_axis=len(out) - 2, extent=left.extent)
+    if right.token_axis is not None and right.token_axis == len(shapes[1]) - 1:
+        return _globalize(hull, token_axis=len(out) - 1, extent=right.extent)
+    return hull
+
+
+def _global_through(layer: Layer, field: ReceptiveField) -> ReceptiveField:
+    """A global field passes every op unchanged; only where its positions go is followed."""
+    if not field.has_positions:
+        return field
+    op, out = layer.op, layer.output_shape
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    follow = None
+    if op is Op.GLOBAL_POOL or out is None or x is None:
+        follow = None
+    elif op in (Op.RESHAPE, Op.FLATTEN):
+        if layer.perm:
+            follow = (tuple(layer.perm.index(p) for p in field.positions),
+                      None if field.token_axis is None else layer.perm.index(field.token_axis))
+        else:
+            follow = _follow_reshape(x, out, field)
+    elif op is Op.SLICE:
+        follow = _follow_slice(x, out, field, resized=True)
+    elif op in (Op.LINEAR, Op.MATMUL):
+        last = len(x) - 1
+        if len(out) == len(x) and last not in field.positions and field.token_axis != last:
+            follow = (field.positions, field.token_axis)
+    elif len(out) == len(x):
+        follow = (field.positions, field.token_axis)
+    if follow is None:
+        return _globalize(field)
+    extent = _extent_at(out, follow[0]) if follow[0] else field.extent
+    return _globalize(field, follow[0], follow[1], extent)
+
+
+def _prefixes(shape: tuple[int, ...]) -> list[int]:
+    """Products of the axes before each axis."""
+    result, total = [], 1
+    for n in shape:
+        result.append(total)
+        total *= n
+    return result
+
+
+def _kept_axis(x: tuple[int, ...], out: tuple[int, ...], axis: int) -> int | None:
+    """Where a reshape from ``x`` to ``out`` leaves axis ``axis`` whole (same length, same
+    product of the axes before it), or ``None``."""
+    before = _prefixes(x)[axis]
+    for b, (n, p) in enumerate(zip(out, _prefixes(out))):
+        if n == x[axis] and p == before:
+            return b
+    return None
+
+
+def _follow_reshape(x, out, field: ReceptiveField) -> tuple[tuple[int, ...], int | None] | None:
+    """``(positions, token_axis)`` after a reshape, or ``None`` if the positions are scrambled.
+
+    Spatial axes kept whole stay spatial; consecutive spatial axes merged into one become
+    a token axis; a token axis split into the spatial extent becomes spatial axes again.
+    """
+    if field.token_axis is not None:
+        t = field.token_axis
+        kept = _kept_axis(x, out, t)
+        if kept is not None:
+            return (), kept
+        n = len(field.extent)
+        if x[t] == math.prod(field.extent):
+            before = _prefixes(x)[t]
+            for b, p in enumerate(_prefixes(out)[: len(out) - n + 1]):
+                if p == before and tuple(out[b:b + n]) == tuple(field.extent):
+                    return tuple(range(b, b + n)), None
+        return None
+    positions = field.positions
+    mapped = [_kept_axis(x, out, a) for a in positions]
+    if None not in mapped:
+        return tuple(mapped), None
+    if positions and list(positions) == list(range(positions[0], positions[0] + len(positions))):
+        before, tokens = _prefixes(x)[positions[0]], math.prod(x[a] for a in positions)
+        for b, (n, p) in enumerate(zip(out, _prefixes(out))):
+            if n == tokens and p == before:
+                return (), b
+    return None
+
+
+def _follow_slice(x, out, field: ReceptiveField, resized: bool = False
+                  ) -> tuple[tuple[int, ...], int | None] | None:
+    """``(positions, token_axis)`` after a slice, split or select that leaves the positions whole.
+
+    ``resized``: the positions may be sliced too (a global field, which no slice changes).
+    """
+    if x is None or out is None:
+        return None
+    axes = field.positions if field.token_axis is None else (field.token_axis,)
+    if len(out) == len(x):
+        if not resized and any(out[a] != x[a] for a in axes):
+            return None
+        return field.positions, field.token_axis
+    if len(out) != len(x) - 1:
+        return None
+    removed = [r for r in range(len(x)) if tuple(out) == tuple(x[:r]) + tuple(x[r + 1:])]
+    removed = [r for r in removed if r not in axes] or removed
+    if not removed or removed[0] in axes:
+        return None  # one position selected: its place in the map is not recorded
+    r = removed[0]
+    shift = lambda a: a - 1 if a > r else a  # noqa: E731
+    return tuple(map(shift, field.positions)), None if field.token_axis is None else shift(field.token_axis)
+
+
 def _reshaped(layer: Layer, field: ReceptiveField) -> ReceptiveField | None:
     """Follow spatial axes through transpose/reshape; ``None`` if they are scrambled."""
     out, x = layer.output_shape, layer.input_shapes[0] if layer.input_shapes else None
     if out is None or x is None:
         return None
     if layer.perm:
+        if field.token_axis is not None:
+            return field.moved(token_axis=layer.perm.index(field.token_axis))
         positions = tuple(layer.perm.index(p) for p in field.positions)
         return field.moved(extent=_extent_at(out, positions), positions=positions)
+    follow = _follow_reshape(x, out, field)
+    if follow is not None:
+        return field.moved(positions=follow[0], token_axis=follow[1])
     if len(out) <= 2:
         return _globalize(field)
-    # reshapes that leave the spatial axes in place counted from the end (channel shuffle,
-    # squeeze/unsqueeze of leading axes) keep the field
-    from_end = tuple(p - len(x) for p in field.positions)
-    positions = tuple(len(out) + p for p in from_end)
-    if all(p >= 0 for p in positions) and _extent_at(out, positions) == field.extent:
-        return field.moved(positions=positions)
     return None
 
 
@@ -335,10 +584,63 @@ def input_extent(graph: Graph, layer: str) -> tuple[int, ...]:
     return ()
 
 
+@dataclass(frozen=True)
+class FieldLoss:
+    """Where the receptive field of a model output became unknown."""
+
+    #: First layer (in topological order) on the way to ``output`` whose field is unknown
+    #: while the fields of its inputs are known.
+    layer: str
+    #: The model output whose field is unknown.
+    output: str
+    #: Why the field cannot follow that layer, as a phrase.
+    reason: str
+
+    def describe(self) -> str:
+        """One sentence for the report's notes."""
+        return (f"summary receptive field unknown: the field is lost at '{self.layer}' ({self.reason}), "
+                f"so the field of output '{self.output}' is unknown; the receptive-field rules do not judge it")
+
+
+def _loss_reason(layer: Layer) -> str:
+    if layer.op is Op.OTHER:
+        return f"archlint does not understand its op '{layer.source_op}'"
+    if layer.op is Op.RESHAPE:
+        return "a reshape that scatters the spatial axes, such as a window partition or patch unfolding"
+    if layer.op in (Op.ADD, Op.MUL, Op.CONCAT):
+        return "its inputs are not aligned pixel to pixel"
+    return f"its {layer.op.value.replace('_', ' ')} output does not line up with the spatial axes of its input"
+
+
+def lost_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> FieldLoss | None:
+    """Where the field of a model output that depends on the input was lost; ``None`` if none was."""
+    import networkx as nx
+
+    live = input_dependent(graph)
+    outputs = graph.graph.get("outputs") or [n for n in graph if graph.out_degree(n) == 0]
+    lost = next((o for o in outputs if o in live and fields.get(o) is None), None)
+    if lost is None:
+        return None
+    upstream = nx.ancestors(graph, lost) | {lost}
+    for layer in graph.layers():
+        name = layer.name
+        if name in upstream and name in live and fields.get(name) is None and all(
+                fields.get(p) is not None for p in graph.inputs_of(name) if p in live):
+            return FieldLoss(name, lost, _loss_reason(layer))
+    return FieldLoss(lost, lost, _loss_reason(graph.layer(lost)))
+
+
 def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> str | None:
-    """Name of the last layer whose output still has spatial extent and a known, aligned field."""
+    """Name of the model's last spatial map: the last layer whose output still holds positions.
+
+    Its field may be global (a transformer's last token map). ``None`` when no layer holds
+    positions, or when a model output's field is unknown (see :func:`lost_receptive_field`):
+    an earlier layer with a known field is not the last spatial map, so it is not offered.
+    """
+    if lost_receptive_field(graph, fields) is not None:
+        return None
     for layer in reversed(list(graph.layers())):
         field = fields.get(layer.name)
-        if field is not None and not field.is_global and field.extent and layer.op is not Op.INPUT:
+        if field is not None and field.has_positions and layer.op is not Op.INPUT:
             return layer.name
     return None

@@ -128,6 +128,9 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     findings = [f for f in raw if not suppressions.suppressed(f)]
     findings.sort(key=lambda f: (f.code, f.layer))
     notes = list(graph.graph.get("notes", [])) + option_notes + suppressions.unused(enabled)
+    field_loss = analyses("lost_receptive_field")
+    if field_loss is not None:
+        notes.append(field_loss.describe())
     if unknown_shapes:
         notes.append(f"output shape unknown for {len(unknown_shapes)} layer(s) from '{unknown_shapes[0]}' on "
                      "(data-dependent sizes); their other_ops are not counted")
