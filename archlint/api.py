@@ -10,7 +10,7 @@ from .analyses import Analysis
 from .analyses.alignment import MergeShift, field_centre, merge_shifts
 from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_loss_ends, border_losses,
                               cumulative_border_losses, same_padding)
-from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation
+from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation, total_params
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
 from .analyses.sampling import (AxisCoverage, DilatedChain, StrideStep, WindowCoverage, axis_coverage,
@@ -38,7 +38,7 @@ __all__ = [
     "PlainChain", "plain_chains", "weighted_depths", "AxisCoverage", "WindowCoverage", "axis_coverage",
     "window_coverage", "covered_windows", "unread_windows", "StrideStep", "stride_steps",
     "FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage",
-    "ActivationPeak", "peak_activation", "summary_receptive_field", "input_extent",
+    "ActivationPeak", "peak_activation", "total_params", "summary_receptive_field", "input_extent",
     "Count", "Ratio", "ModelBudget", "model_anchor", "si_count",
     "DilatedChain", "dilated_chains", "gridded_chain_ends", "PhaseCoverage", "phase_coverage", "phase_coverages",
     "MergeShift", "merge_shifts", "field_centre",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from archlint.api import (Count, Finding, Graph, ModelBudget, Option, Ratio, Rule, RuleContext, Severity,
-                          format_dims, model_anchor, si_count)
+                          format_dims, model_anchor, si_count, total_params)
 
 __all__ = ["MaxMacs", "MaxParams", "MaxPeakActivation", "MinReceptiveField",
            "MaxMacsIncrease", "get_rules"]
@@ -52,8 +52,9 @@ class MaxParams(ModelBudget):
     """Model has more parameters than its budget.
 
     ## What it flags
-    A model whose parameter count (the report's `summary.params`: counted per use, with the
-    biases of BatchNorm folded into convs as the file stores them) exceeds `max-params`.
+    A model whose parameter count (the report's `summary.params`: each shared PyTorch
+    parameter once, ONNX initializers per use, with the biases of BatchNorm folded into convs
+    as the file stores them) exceeds `max-params`.
     Off unless `max-params` is set.
     ## Why it matters
     Parameters set the download size and the memory for weights on the device.
@@ -71,7 +72,7 @@ class MaxParams(ModelBudget):
     analyses = ("costs",)
 
     def measure(self, graph: Graph, ctx: RuleContext) -> int:
-        return sum(c.params for c in ctx.analysis("costs").values())
+        return total_params(graph, ctx.analysis("costs"))
 
     def over_budget(self, graph: Graph, ctx: RuleContext, params: int, limit: Count) -> Finding:
         return ctx.finding(model_anchor(graph), f"model has {si_count(params)} parameters, over the budget of "

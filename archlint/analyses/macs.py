@@ -5,7 +5,11 @@ the convention torchvision publishes ("GFLOPS" in its weight tables are these MA
 ``torch.utils.flop_counter.FlopCounterMode`` agrees with (its FLOPs are 2 x MACs). All
 other arithmetic is counted separately as ``other_ops``, one operation per output
 element (per window element for pooling), with a ``category`` naming what it is.
-Parameters are counted per use: a weight shared by two layers counts twice.
+Parameters are counted per use on each layer: a weight shared by two layers counts on both.
+The model's total (:func:`total_params`) counts each parameter tensor once where the
+frontend knows which layers share one (the PyTorch path records it in the graph attribute
+``shared_params``); the ONNX path counts per use (the legacy exporter merges identical
+tensors, which are not shared weights).
 
 Recurrent layers follow the standard convention: per time step and direction,
 ``gates x hidden x (input + hidden)`` MACs (the input and the recurrent matrix products;
@@ -20,7 +24,7 @@ from dataclasses import dataclass
 
 from ..graph import Graph, Layer, Op
 
-__all__ = ["Cost", "costs", "layer_macs", "OTHER_CATEGORIES", "Convention", "HEADLINE", "convention_total",
+__all__ = ["Cost", "costs", "total_params", "layer_macs", "OTHER_CATEGORIES", "Convention", "HEADLINE", "convention_total",
            "ActivationPeak", "peak_activation"]
 
 #: Labels of the non-headline operation counts, in report order.
@@ -109,6 +113,20 @@ def costs(graph: Graph) -> dict[str, Cost]:
         ops, category = _other(layer)
         result[layer.name] = Cost(layer_macs(layer), params, ops, category)
     return result
+
+
+def total_params(graph: Graph, costs_by_layer: dict[str, Cost]) -> int:
+    """Parameters of the model: the per-layer counts, less the uses of shared parameters
+    beyond their first (graph attribute ``shared_params``, set by the PyTorch frontend).
+
+    Examples
+    --------
+    >>> from archlint.graph import Graph
+    >>> g = Graph(shared_params=432)  # a 3->16 3x3 conv without bias, called twice
+    >>> total_params(g, {"conv": Cost(0, 432), "conv_1": Cost(0, 432)})
+    432
+    """
+    return sum(c.params for c in costs_by_layer.values()) - int(graph.graph.get("shared_params", 0))
 
 
 # --- counting conventions ------------------------------------------------------------------

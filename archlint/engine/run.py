@@ -9,6 +9,7 @@ import networkx as nx
 
 from .. import __version__
 from ..analyses import ANALYSES, Analysis
+from ..analyses.macs import total_params
 from ..analyses.shapes import check_shapes
 from ..errors import ArchlintError, ConfigError, RuleError
 from ..frontends import load_graph
@@ -105,7 +106,7 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
         if row.other_ops:
             other[row.other_category] = other.get(row.other_category, 0) + row.other_ops
     return Summary(
-        macs=sum(r.macs for r in rows), params=sum(r.params for r in rows), other_ops=other,
+        macs=sum(r.macs for r in rows), params=total_params(graph, analyses("costs")), other_ops=other,
         receptive_field=field_summary,
         inputs={n: graph.layer(n).output_shape for n in graph.graph["inputs"]},
         outputs={n: graph.layer(n).output_shape for n in graph.graph["outputs"]},

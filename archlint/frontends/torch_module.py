@@ -36,6 +36,7 @@ Source lines
 
 from __future__ import annotations
 
+import math
 import operator
 from collections import Counter
 from dataclasses import dataclass, field
@@ -49,6 +50,7 @@ from ..errors import ModelLoadError, ShapeError
 from ..graph import Graph, Layer, Op, Source
 from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace
+from .torch_open import open_call
 from .torch_inputs import meta_inputs, real_like
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name, shape_of,
                         target_name)
@@ -56,6 +58,11 @@ from .torch_quiet import first_line, quiet_torch
 from .torch_trace import TORCH_DIR, FxTracer, meta_values
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
+
+#: Functions whose multiply-accumulates count (conv, dense, matrix products).
+_PRODUCTS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
+                       "conv_transpose2d", "conv_transpose3d", "linear", "matmul", "mm", "bmm", "addmm",
+                       "baddbmm", "einsum", "bilinear"})
 
 
 def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any = None,
@@ -130,6 +137,15 @@ def exported_program_graph(program, source: str) -> Graph:
         return _Converter(program.graph, values, source, roles=roles).build()
 
 
+@dataclass(frozen=True)
+class _Use:
+    """One use of a parameter tensor: its identity, shape and qualified name."""
+
+    key: Any
+    shape: tuple[int, ...]
+    fqn: str
+
+
 @dataclass
 class _Entry:
     """One future layer."""
@@ -165,12 +181,24 @@ class _Converter:
         self.producer: dict[fx.Node, tuple[str, int]] = {}
         #: parameters reaching a node only through weight-side arithmetic (a class token
         #: expanded, a bias table indexed): counted on the first layer that consumes them
-        self.carried: dict[fx.Node, list[tuple[int, ...]]] = {}
+        self.carried: dict[fx.Node, list[_Use]] = {}
         self.entries: dict[str, _Entry] = {}
         self.inputs: list[tuple[str, tuple[int, ...] | None]] = []
         self.outputs: list[str] = []
         self.unsupported: Counter = Counter()
         self.ops = OpSpecs(values, self.producer)
+        #: every use of a parameter by a layer, to count each parameter tensor once in the total
+        self.uses: list[_Use] = []
+        #: placeholders of opened calls (see torch_open) that receive a parameter: (key, FQN)
+        self.opened_params: dict[fx.Node, tuple[Any, str]] = {}
+        #: opened call -> the producers of its flattened outputs
+        self.opened_outputs: dict[fx.Node, list[tuple[str, int] | None]] = {}
+        #: ATen graphs of opened calls by what decides them (torch_open.open_call's cache)
+        self.opened_graphs: dict = {}
+        #: while an opened call's nodes are converted: (scope, source, key prefix) of the call
+        self.within: tuple[str, Source | None, str] | None = None
+        #: layers computed from constants alone (no model input upstream)
+        self.constant_layers = 0
 
     # -- node roles ----------------------------------------------------------------------
 
@@ -178,6 +206,8 @@ class _Converter:
         """FQN of the parameter a node reads, if it is one."""
         if not isinstance(node, fx.Node):
             return None
+        if node in self.opened_params:
+            return self.opened_params[node][1]
         if self.roles is not None:
             role = self.roles.get(node.name)
             return role[1] if role and role[0] == "param" else None
@@ -190,6 +220,21 @@ class _Converter:
                 return None
             return node.target if isinstance(obj, nn.Parameter) else None
         return None
+
+    def _param_use(self, node: fx.Node) -> _Use:
+        """The parameter read by ``node`` (a node :meth:`_param_target` names), keyed by identity."""
+        fqn = self._param_target(node)
+        shape = tuple(self.values[node].shape) if node in self.values else ()
+        if node in self.opened_params:
+            key = self.opened_params[node][0]
+        elif self.roles is not None:
+            key = fqn
+        else:
+            obj = self.module
+            for part in fqn.split("."):
+                obj = getattr(obj, part)
+            key = id(obj)
+        return _Use(key, shape, fqn)
 
     def _scope_stack(self, node: fx.Node) -> list[str]:
         stack = node.meta.get("nn_module_stack") or {}
@@ -243,29 +288,41 @@ class _Converter:
                 found.append(arg)
         return found
 
-    def _carried(self, node: fx.Node) -> list[tuple[int, ...]]:
-        """Parameter shapes arriving at ``node`` through arguments that are not activations."""
+    def _carried(self, node: fx.Node) -> list[_Use]:
+        """Parameters arriving at ``node`` through arguments that are not activations."""
         found = []
         for arg in flatten_args((node.args, node.kwargs)):
             if isinstance(arg, fx.Node) and arg not in self.producer:
                 found.extend(self.carried.pop(arg, ()))
         return found
 
+    def _own_params(self, node: fx.Node) -> list[_Use]:
+        """Parameters ``node`` reads directly: a leaf module's, or parameter arguments."""
+        if node.op == "call_module":
+            module = self.module.get_submodule(node.target)
+            names = {id(p): f"{node.target}.{n}" for n, p in module.named_parameters()}
+            return [_Use(id(p), tuple(p.shape), names[id(p)]) for p in module.parameters()]
+        return [self._param_use(a) for a in flatten_args((node.args, node.kwargs)) if self._param_target(a)]
+
     def _call(self, node: fx.Node) -> None:
         data = self._data_inputs(node)
-        if not data:  # constants, shape arithmetic, or arithmetic on parameters alone
-            own = [tuple(self.values[a].shape) for a in flatten_args((node.args, node.kwargs))
-                   if self._param_target(a) and a in self.values]
-            carried = self._carried(node) + own
-            if carried:
-                self.carried[node] = carried
-            return
         value = self.values.get(node)
         is_tensor = isinstance(value, torch.Tensor)
         # a module may return (tensor, None), e.g. nn.MultiheadAttention without weights
         is_multi = isinstance(value, (tuple, list)) and isinstance(value[0] if value else None, torch.Tensor)
+        if not data and not (is_tensor and self._computes_on_constants(node)):
+            # constants, shape arithmetic, or arithmetic on parameters alone
+            carried = self._carried(node) + self._own_params(node)
+            if carried:
+                self.carried[node] = carried
+            return
         if node.op == "call_function" and node.target is operator.getitem:
             source = node.args[0]
+            if source in self.opened_outputs and isinstance(node.args[1], int):
+                outputs = self.opened_outputs[source]
+                if node.args[1] < len(outputs) and outputs[node.args[1]] is not None:
+                    self.producer[node] = outputs[node.args[1]]
+                return
             if isinstance(source, fx.Node) and isinstance(self.values.get(source), (tuple, list)):
                 if source in self.producer and isinstance(node.args[1], int):
                     key, _ = self.producer[source]
@@ -279,7 +336,6 @@ class _Converter:
                 self.producer[node] = self.producer[data[0]]
                 return
             spec = self.ops.module_spec(node, module, data)
-            params = [tuple(p.shape) for p in module.parameters()]
             weight_module = None
         else:
             name = function_name(node)
@@ -287,29 +343,90 @@ class _Converter:
                 self.producer[node] = self.producer[data[0]]
                 return
             spec = self.ops.function_spec(node, name, data)
-            param_nodes = [a for a in flatten_args((node.args, node.kwargs)) if self._param_target(a)]
-            params = [tuple(self.values[a].shape) if a in self.values else () for a in param_nodes]
             weight_module = None
             if spec[0] in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR):
                 weight = argument(node, 1, "weight")
                 target = self._param_target(weight)
-                if target and target.endswith(".weight"):
+                if target and target.endswith(".weight") and weight not in self.opened_params:
                     weight_module = target[: -len(".weight")]
-        params = params + self._carried(node)
         op, otype, fields = spec
-        stack = self._scope_stack(node)
-        scope = node.target if node.op == "call_module" else (stack[-1] if stack else "")
+        if self.within is None:
+            stack = self._scope_stack(node)
+            scope = node.target if node.op == "call_module" else (stack[-1] if stack else "")
+            source, key = self._source(node), f"%{node.name}"
+        else:
+            scope, source, prefix = self.within
+            key = f"%{prefix}/{node.name}"
+        if op is Op.OTHER and self.within is None and self._open(node, scope, source):
+            return
+        uses = self._own_params(node) + self._carried(node)
+        self.uses.extend(uses)
         in_shapes = tuple(self.ops.value_shape(d) for d in data)
+        if not data:  # a layer computed from constants: its operands' shapes, no input edges
+            self.constant_layers += 1
+            in_shapes = tuple(shape_of(self.values.get(a)) for a in flatten_args((node.args, node.kwargs))
+                              if isinstance(a, fx.Node) and isinstance(self.values.get(a), torch.Tensor)
+                              and not self._param_target(a))
         out_shape = shape_of(value) if is_tensor else shape_of(value[0])
-        key = f"%{node.name}"
         source_op = (type(self.module.get_submodule(node.target)).__name__ if node.op == "call_module"
                      else target_name(node))
-        entry = _Entry(node, op, otype, source_op, fields, [self.producer[d] for d in data], params, scope,
-                       weight_module, self._source(node), out_shape, in_shapes, key=key)
+        entry = _Entry(node, op, otype, source_op, fields, [self.producer[d] for d in data],
+                       [u.shape for u in uses], scope, weight_module, source, out_shape, in_shapes, key=key)
         if op is Op.OTHER:
             self.unsupported[source_op] += 1
         self.entries[key] = entry
         self.producer[node] = (key, 0)
+
+    def _computes_on_constants(self, node: fx.Node) -> bool:
+        """A conv, dense layer or matrix product whose operands do not depend on the model's input
+        (a conv applied to ``torch.zeros`` in ``forward``): the model computes it, so it is a layer."""
+        if node.op == "call_module":
+            module = self.module.get_submodule(node.target)
+            return isinstance(module, (nn.modules.conv._ConvNd, nn.Linear, nn.Bilinear))
+        if node.op != "call_function":
+            return False
+        operands = [a for a in flatten_args((node.args, node.kwargs))
+                    if isinstance(a, fx.Node) and isinstance(self.values.get(a), torch.Tensor)]
+        # at least one operand computed (not a parameter read as is): weight-side arithmetic such
+        # as a class token expanded stays parameter bookkeeping
+        if all(self._param_target(a) for a in operands):
+            return False
+        return function_name(node) in _PRODUCTS
+
+    def _open(self, node: fx.Node, scope: str, source: Source | None) -> bool:
+        """Convert the ATen operators of a call the op tables do not know (see torch_open)."""
+        opened = open_call(node, self.values, self.module, self.opened_graphs)
+        if opened is None:
+            return False
+        for sub in opened.graph.nodes:  # a cached graph converted before: forget its last call
+            for table in (self.producer, self.carried, self.opened_params, self.opened_outputs):
+                table.pop(sub, None)
+        placeholders = [n for n in opened.graph.nodes if n.op == "placeholder"]
+        for placeholder, meaning in zip(placeholders, opened.stands_for):
+            self.values[placeholder] = placeholder.meta.get("val")
+            if isinstance(meaning, fx.Node):
+                if meaning in self.producer:
+                    self.producer[placeholder] = self.producer[meaning]
+                elif self._param_target(meaning):
+                    use = self._param_use(meaning)
+                    self.opened_params[placeholder] = (use.key, use.fqn)
+                elif meaning in self.carried:
+                    self.carried[placeholder] = self.carried.pop(meaning)
+            elif meaning[0] == "param":
+                self.opened_params[placeholder] = (id(meaning[1]), meaning[2])
+        self.within = (scope, source, node.name)
+        try:
+            for sub in opened.graph.nodes:
+                if sub.op == "call_function":
+                    self.values[sub] = sub.meta.get("val")
+                    self._call(sub)
+        finally:
+            self.within = None
+        outputs = [self.producer.get(o) if o is not None else None for o in opened.outputs]
+        self.opened_outputs[node] = outputs
+        if isinstance(self.values.get(node), torch.Tensor) and outputs and outputs[0] is not None:
+            self.producer[node] = outputs[0]
+        return True
 
     def _name(self) -> None:
         entries = list(self.entries.values())
@@ -318,8 +435,19 @@ class _Converter:
             e.name, e.origin = name, origin
 
     def _graph(self) -> Graph:
-        graph = Graph(model=self.source, format="torch", notes=[], unsupported_ops=self.unsupported,
-                      inputs=[], outputs=[])
+        notes = []
+        shared, reused = self._shared_params()
+        if reused:
+            listed = ", ".join(f"{name} x{count}" for name, count in reused[:5])
+            more = f" and {len(reused) - 5} more" if len(reused) > 5 else ""
+            notes.append(f"{len(reused)} module(s) or parameter(s) used more than once ({listed}{more}): each use "
+                         f"counts their parameters on its layer, the total counts each parameter once "
+                         f"({shared:,} fewer than the sum over layers)")
+        if self.constant_layers:
+            notes.append(f"{self.constant_layers} layer(s) computed from constants alone (their input does not "
+                         "depend on the model's input): their MACs are counted, they have no receptive field")
+        graph = Graph(model=self.source, format="torch", notes=notes, unsupported_ops=self.unsupported,
+                      inputs=[], outputs=[], shared_params=shared)
         names: dict[str, str] = {}
         for key, shape in self.inputs:
             graph.add_node(key, layer=Layer(name=key, op=Op.INPUT, source_op="input", output_shape=shape,
@@ -328,7 +456,7 @@ class _Converter:
             names[key] = key
         for e in self.entries.values():
             names[e.key] = e.name
-            in_shapes = tuple(self._input_shape(k, i) for k, i in e.inputs)
+            in_shapes = tuple(self._input_shape(k, i) for k, i in e.inputs) or e.in_shapes
             graph.add_node(e.name, layer=Layer(
                 name=e.name, op=e.op, source_op=e.source_op, output_shape=e.out_shape, input_shapes=in_shapes,
                 param_shapes=tuple(e.params), name_origin=e.origin, source=e.source,
@@ -339,6 +467,22 @@ class _Converter:
                     graph.add_edge(src, e.name, index=position, output=index)
         graph.graph["outputs"] = [names[k] for k in self.outputs if k in names]
         return graph
+
+    def _shared_params(self) -> tuple[int, list[tuple[str, int]]]:
+        """Elements of parameters counted on more than one layer beyond their first use, and the
+        modules (or parameters) used more than once with their use counts, most used first."""
+        counts: Counter = Counter()
+        shared = 0
+        for use in self.uses:
+            if counts[use.key]:
+                shared += math.prod(use.shape)
+            counts[use.key] += 1
+        owners: dict[str, int] = {}
+        for use in self.uses:
+            if counts[use.key] > 1:
+                owner = use.fqn.rsplit(".", 1)[0] if use.fqn.endswith((".weight", ".bias")) else use.fqn
+                owners[owner] = max(owners.get(owner, 0), counts[use.key])
+        return shared, sorted(owners.items(), key=lambda item: (-item[1], item[0]))
 
     def _input_shape(self, key: str, index: int):
         if key in self.entries:

@@ -37,7 +37,7 @@ _ACTIVATION_TYPES = {
     "floor": "Floor", "ceil": "Ceil", "round": "Round", "sign": "Sign", "reciprocal": "Reciprocal",
     "sin": "Sin", "cos": "Cos", "square": "Mul", "logsigmoid": "Sigmoid", "tanhshrink": "Tanh",
     "softmin": "Softmax", "rrelu": "LeakyRelu", "glu": "Sigmoid", "hardshrink": "Shrink",
-    "softshrink": "Shrink",
+    "softshrink": "Shrink", "_softmax": "Softmax", "_safe_softmax": "Softmax", "_log_softmax": "LogSoftmax",
 }
 _ADD_TYPES = {"add": "Add", "sub": "Sub", "rsub": "Sub", "iadd": "Add", "isub": "Sub", "radd": "Add"}
 _MUL_TYPES = {"mul": "Mul", "imul": "Mul", "rmul": "Mul", "div": "Div", "truediv": "Div", "itruediv": "Div",
@@ -219,10 +219,12 @@ class OpSpecs:
             if k is not None:
                 return Op.MATMUL, "Einsum", dict(in_channels=k, out_channels=out[-1] if out else None)
             return Op.OTHER, "einsum", {}
-        if name in ("linear", "matmul", "mm", "bmm", "addmm"):
+        if name in ("linear", "matmul", "mm", "bmm", "addmm", "baddbmm"):
             operands = [argument(node, 0, ("input", "self")), argument(node, 1, ("weight", "other", "mat2"))]
             if name == "addmm":
                 operands = [argument(node, 1, "mat1"), argument(node, 2, "mat2")]
+            elif name == "baddbmm":
+                operands = [argument(node, 1, "batch1"), argument(node, 2, "batch2")]
             has_weight = any(isinstance(o, fx.Node) and o not in self.producer for o in operands)
             first = shape_of(val(operands[0]))
             out = shape_of(self.values.get(node))
