@@ -158,7 +158,11 @@ class LayerRow:
 
 @dataclass(frozen=True)
 class FieldSummary:
-    """The model's summary receptive field (last feature map with spatial extent)."""
+    """The model's summary receptive field (last feature map with spatial extent).
+
+    ``is_global``: every position of that map already sees the whole input (a token map
+    after attention over all positions); ``size`` then spans the input and its padding.
+    """
 
     layer: str
     size: tuple[Fraction, ...]
@@ -168,12 +172,13 @@ class FieldSummary:
     #: Whether the field spans the whole input along every axis.
     covers_input: bool
     global_context: bool = False
+    is_global: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer, "size": [number(v) for v in self.size],
                 "stride": [number(v) for v in self.stride], "padding": [number(v) for v in self.padding],
                 "input_extent": list(self.input_extent), "covers_input": self.covers_input,
-                "global_context": self.global_context}
+                "global_context": self.global_context, "global": self.is_global}
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,8 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
     field_summary = None
     if summary is not None:
         field_summary = FieldSummary(summary.layer, summary.size, summary.stride, summary.padding,
-                                     summary.input_extent, summary.covers, summary.global_context)
+                                     summary.input_extent, summary.covers, summary.global_context,
+                                     analyses("receptive_fields")[summary.layer].is_global)
     other: dict[str, int] = {}
     for row in rows:
         if row.other_ops:

@@ -52,12 +52,18 @@ from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace
 from .torch_open import open_call
 from .torch_inputs import meta_inputs, real_like
+from .torch_parts import part_graph
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name, shape_of,
                         target_name)
 from .torch_quiet import first_line, quiet_torch
 from .torch_trace import TORCH_DIR, FxTracer, meta_values
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
+
+#: Functions whose result depends on their tensor argument's shape, dtype or device only.
+_SHAPE_ONLY = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros_like",
+                         "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
+                         "size", "dim", "numel"})
 
 #: Functions whose multiply-accumulates count (conv, dense, matrix products).
 _PRODUCTS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
@@ -86,6 +92,10 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
         No input shapes, or the module can be neither traced nor exported.
     """
     source = source or f"<{type(module).__name__}>"
+    if _structured(example_inputs):  # lists or dicts of tensors: traced from the root down, part by part
+        args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        with quiet_torch():
+            return part_graph(module, args, {}, source, "its inputs hold lists, tuples or dicts")
     inputs = meta_inputs(module, example_inputs, input_shapes, source)
     with quiet_torch(), torch.no_grad():
         try:
@@ -105,12 +115,39 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
         try:
             program = torch.export.export(module, tuple(real_like(t) for t in inputs), strict=False)
         except Exception as exc:
-            raise ModelLoadError(source, f"cannot trace the module: torch.fx failed ({first_line(fx_problem)}) "
-                                         f"and torch.export failed ({first_line(f'{type(exc).__name__}: {exc}')})") from None
-        graph = exported_program_graph(program, source)
-        graph.graph["notes"].append("traced with torch.export (torch.fx could not trace the module: "
-                                    f"{first_line(fx_problem)})")
-        return graph
+            problem = f"torch.fx failed ({first_line(fx_problem)}) and torch.export failed ({_problem(exc)})"
+        else:
+            graph = exported_program_graph(program, source)
+            graph.graph["notes"].append("traced with torch.export (torch.fx could not trace the module: "
+                                        f"{first_line(fx_problem)})")
+            return graph
+        return part_graph(module, _real_inputs(example_inputs, inputs), {}, source, problem)
+
+
+def _problem(exc: Exception) -> str:
+    return first_line(f"{type(exc).__name__}: {exc}")
+
+
+def _structured(example_inputs: Any) -> bool:
+    """Example inputs holding lists, tuples or dicts (a detector's list of images)."""
+    items = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    return example_inputs is not None and any(isinstance(item, (tuple, list, dict)) for item in items)
+
+
+def _real_inputs(example_inputs: Any, inputs: tuple) -> tuple:
+    """The example tensors themselves, or seeded random tensors shaped like the meta ``inputs``."""
+    if example_inputs is not None:
+        return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    generator = torch.Generator().manual_seed(0)
+    return tuple(torch.randn(t.shape, generator=generator).to(t.dtype) for t in inputs)
+
+
+def traced_graph(gm: fx.GraphModule, inputs: tuple, source: str) -> tuple[Graph, list[str | None]]:
+    """Layer graph of an fx-traced module run on meta ``inputs``, and the layer name of each
+    flattened output (``None`` where no layer produced it)."""
+    converter = _Converter(gm.graph, meta_values(gm, inputs), source, module=gm)
+    graph = converter.build()
+    return graph, converter.output_names
 
 
 def exported_program_graph(program, source: str) -> Graph:
@@ -185,6 +222,8 @@ class _Converter:
         self.entries: dict[str, _Entry] = {}
         self.inputs: list[tuple[str, tuple[int, ...] | None]] = []
         self.outputs: list[str] = []
+        self.output_nodes: list = []
+        self.output_names: list[str | None] = []
         self.unsupported: Counter = Counter()
         self.ops = OpSpecs(values, self.producer)
         #: every use of a parameter by a layer, to count each parameter tensor once in the total
@@ -275,6 +314,7 @@ class _Converter:
         self.producer[node] = (key, 0)
 
     def _outputs(self, node: fx.Node) -> None:
+        self.output_nodes = list(flatten_args(node.args))
         for arg in flatten_args(node.args):
             if isinstance(arg, fx.Node) and arg in self.producer:
                 key = self.producer[arg][0]
@@ -284,7 +324,7 @@ class _Converter:
     def _data_inputs(self, node: fx.Node) -> list[fx.Node]:
         found = []
         for arg in flatten_args((node.args, node.kwargs)):
-            if isinstance(arg, fx.Node) and arg in self.producer and arg not in found:
+            if isinstance(arg, fx.Node) and (arg in self.producer or arg in self.opened_outputs) and arg not in found:
                 found.append(arg)
         return found
 
@@ -310,6 +350,8 @@ class _Converter:
         is_tensor = isinstance(value, torch.Tensor)
         # a module may return (tensor, None), e.g. nn.MultiheadAttention without weights
         is_multi = isinstance(value, (tuple, list)) and isinstance(value[0] if value else None, torch.Tensor)
+        if data and function_name(node) in _SHAPE_ONLY and node.op != "call_module":
+            data = []  # a constant shaped like an activation (a mask built with x.new_zeros)
         if not data and not (is_tensor and self._computes_on_constants(node)):
             # constants, shape arithmetic, or arithmetic on parameters alone
             carried = self._carried(node) + self._own_params(node)
@@ -466,6 +508,9 @@ class _Converter:
                 if not graph.has_edge(src, e.name):
                     graph.add_edge(src, e.name, index=position, output=index)
         graph.graph["outputs"] = [names[k] for k in self.outputs if k in names]
+        #: layer name per flattened output of the traced function (None where no layer made it)
+        self.output_names = [names.get(self.producer[n][0]) if isinstance(n, fx.Node) and n in self.producer
+                             else None for n in self.output_nodes]
         return graph
 
     def _shared_params(self) -> tuple[int, list[tuple[str, int]]]:

@@ -222,7 +222,7 @@ def _totals(report: Report) -> str:
     if s.receptive_field is not None:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
-        items.append(("receptive field", f"{field_text(rf.size, rf.stride, rf.padding)} at {rf.layer} "
+        items.append(("receptive field", f"{field_text(rf.size, rf.stride, rf.padding, rf.is_global)} at {rf.layer} "
                                          f"({cover} the {format_dims(rf.input_extent)} input)"))
     body = "".join(f"<span>{_a(k)}: <b>{_a(v)}</b></span>" for k, v in items)
     notes = "".join(f"<li>{_a(n)}</li>" for n in s.notes)

@@ -65,7 +65,7 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
         rf = s.receptive_field
         extent = format_dims(rf.input_extent)
         cover = "covers" if rf.covers_input else "does not cover"
-        lines.append(f"· receptive field {escape_cell(field_text(rf.size, rf.stride, rf.padding))} "
+        lines.append(f"· receptive field {escape_cell(field_text(rf.size, rf.stride, rf.padding, rf.is_global))} "
                      f"at {_code(rf.layer)} ({cover} the {extent} input)")
     lines = [f"### {_code(report.model)}", "", " ".join(lines)]
     if report.findings:

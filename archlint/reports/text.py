@@ -71,7 +71,7 @@ def _summary(report: Report) -> list[str]:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
         extent = format_dims(rf.input_extent)
-        lines.append(f"  receptive field {field_text(rf.size, rf.stride, rf.padding)} at {rf.layer} "
+        lines.append(f"  receptive field {field_text(rf.size, rf.stride, rf.padding, rf.is_global)} at {rf.layer} "
                      f"({cover} the {extent} input)")
     if s.macs_saved:
         lines.append(f"  MACs saved if the suggestions were applied: {human(s.macs_saved)} "
