@@ -269,3 +269,40 @@ def test_upsampling_field_contains_the_gradient_support_at_every_phase(tmp_path,
     module.add_module("out", nn.Conv2d(4, 2, 1))
     path = export_onnx(module, torch.randn(1, 3, 48, 48), tmp_path / "up.onnx", "legacy")
     _check_contains_gradient_support(archlint.lint(path), module, ["up"])
+
+
+@pytest.mark.parametrize("mode, true_size, grid", [("nearest", 8, 8), ("bilinear", 16, 16)])
+def test_upsampling_triple_exceeds_each_pixels_field_by_less_than_one_input_stride(mode, true_size, grid):
+    """Stride-8 conv (field 8) then an 8x upsample: each output pixel's gradient support is 8
+    (nearest) or 16 (bilinear) pixels wide; the one triple that holds every phase is wider by
+    j * (1 - 1/G) (input stride j = 8, phase grid G), as the module docstring derives."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    module = nn.Sequential()
+    module.add_module("conv", nn.Conv2d(3, 4, 8, stride=8))
+    module.add_module("up", nn.Upsample(scale_factor=8, mode=mode))
+    report = archlint.lint(module, input_shapes=(1, 3, 96, 96))
+    up = report.layer("up")
+    positive = _positive_copy(module)
+    widths = set()
+    for phase in range(8):  # every output position modulo the upsampling factor
+        support, _ = _gradient_support(positive, 96, "up", (40 + phase, 40 + phase))
+        widths.add(support[0][1] - support[0][0] + 1)
+    assert widths == {true_size}
+    assert up.receptive_field[0] == true_size + 8 * (1 - F(1, grid))
+    assert up.receptive_field[0] == {"nearest": 15, "bilinear": F(47, 2)}[mode]
+
+
+def test_align_corners_stride_is_an_exact_fraction_printed_short():
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from archlint.reports.text import render_text
+
+    module = nn.Sequential()
+    module.add_module("conv", nn.Conv2d(3, 4, 3, stride=2, padding=1))  # 32 -> 16
+    module.add_module("up", nn.Upsample(size=(30, 30), mode="bilinear", align_corners=True))
+    report = archlint.lint(module, input_shapes=(1, 3, 32, 32))
+    assert tuple(report.layer("up").effective_stride) == (F(30, 29), F(30, 29))  # 2 * (16 - 1) / (30 - 1)
+    assert " /1.034 " in render_text([report], show_layers=True)  # 30/29 with 4 significant digits

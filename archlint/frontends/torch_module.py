@@ -8,6 +8,8 @@ turns a traced fx graph into layers; the other jobs have their own modules:
 - :mod:`.torch_inputs`: meta tensors shaped like the inputs;
 - :mod:`.torch_trace`: ``torch.fx`` symbolic tracing and meta-tensor shapes with shortcuts;
 - :mod:`.torch_ops`: op tables, fx node -> canonical op with ONNX-style fields;
+- :mod:`.torch_open`: calls without a table entry (attention) opened into ATen operators;
+- :mod:`.torch_parts`: models that cannot be traced whole, linted part by part;
 - :mod:`.naming`: layer names (shared with the ONNX frontend).
 
 Tracing
@@ -24,10 +26,22 @@ Naming
 BatchNorm
     Kept as a layer here; the canonical pass (:mod:`archlint.canonical`) folds one that
     directly follows a conv into it, as both ONNX exporters do. Its parameters (scale and
-    shift) are then counted on the convolution, so on this path total parameters equal
-    ``sum(p.numel() for p in module.parameters())`` for models that use each parameter once
-    (parameters are counted per use, as on the ONNX path). An ONNX file instead stores one
-    merged bias, so a conv without bias followed by BatchNorm has ``C`` fewer parameters there.
+    shift) are then counted on the convolution. An ONNX file instead stores one merged bias,
+    so a conv without bias followed by BatchNorm has ``C`` fewer parameters there.
+
+Parameters
+    Each layer lists the parameters it uses (per use). Every use is recorded with the
+    tensor's identity, so a module called several times or weights tied between modules
+    are known: the graph attribute ``shared_params`` holds the elements counted beyond each
+    tensor's first use, and :func:`archlint.analyses.macs.total_params` subtracts them, so
+    the model's total equals ``sum(p.numel() for p in module.parameters())``.
+
+Constants
+    A conv, dense layer or matrix product whose operands do not depend on the model's input
+    (a conv applied to ``torch.zeros`` in ``forward``) is a layer without input edges: the
+    model computes it, so its MACs count; it has no receptive field. Other arithmetic on
+    parameters and constants (a class token expanded, a bias table indexed) is bookkeeping:
+    the parameters it reads are counted on the first layer that consumes the result.
 
 Source lines
     Each layer carries the innermost Python frame outside torch's own package: recorded
@@ -80,16 +94,21 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
     module : torch.nn.Module
         The model; it is traced, never run on real data.
     example_inputs : Tensor or tuple of Tensor, optional
-        Inputs whose shapes and dtypes are used (their values are not read).
+        Inputs whose shapes and dtypes are used (their values are not read). A tuple item may
+        be a list, tuple or dict of tensors (a detector's list of images); the model is then
+        linted part by part (:mod:`.torch_parts`), which runs it once on these tensors.
     input_shapes : sequence of int, or mapping of forward-argument name to sequence of int
         Alternative to ``example_inputs`` (float32 inputs).
     source : str, optional
         How the model is named in messages and reports.
 
+    A module that neither fx nor ``torch.export`` traces whole is linted part by part too, run
+    on ``example_inputs`` (or seeded random tensors of ``input_shapes``).
+
     Raises
     ------
     ModelLoadError
-        No input shapes, or the module can be neither traced nor exported.
+        No input shapes, or no part of the module can be traced (or it does not run).
     """
     source = source or f"<{type(module).__name__}>"
     if _structured(example_inputs):  # lists or dicts of tensors: traced from the root down, part by part

@@ -102,6 +102,8 @@ def open_call(node: fx.Node, values: dict, root: nn.Module | None, cache: dict |
         value = values.get(item) if isinstance(item, fx.Node) else item
         if isinstance(item, fx.Node) and not isinstance(value, (torch.Tensor, int, float, bool, type(None))):
             return None  # lists of tensors and other structures: not opened
+        if isinstance(value, torch.Tensor) and not all(isinstance(d, int) for d in value.shape):
+            return None  # symbolic sizes (a program exported with dynamic shapes)
         concrete.append(_meta(value))
         if isinstance(value, torch.Tensor):
             tensor_at.append(i)

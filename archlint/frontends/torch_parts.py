@@ -185,6 +185,8 @@ def part_graph(model: nn.Module, args: tuple, kwargs: dict, source: str, problem
                    shared_params=0)
     for part in parts:
         _merge(merged, part, produced, model_inputs)
+    # a part's output that a later part reads is no output of the model
+    merged.graph["outputs"] = [o for o in merged.graph["outputs"] if merged.out_degree(o) == 0]
     covered = {p.path for p in parts}
     left_out, partly = _uncovered(model, calls, covered)
     _describe(merged, model, parts, left_out, partly, problem)
