@@ -76,8 +76,7 @@ __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
 
 #: Functions whose result depends on their tensor argument's shape, dtype or device only.
 _SHAPE_ONLY = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros_like",
-                         "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like",
-                         "size", "dim", "numel"})
+                         "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like"})
 
 #: Functions whose multiply-accumulates count (conv, dense, matrix products).
 _PRODUCTS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
