@@ -209,3 +209,15 @@ def test_files_named_by_a_hostile_export_are_read_only_when_regular_python_files
     findings = lint(path).findings
     assert {f.layer: f.defined_at.line for f in findings if f.layer in EXPECTED} == \
         {layer: _line_of(text) for layer, text in EXPECTED.items()}
+
+
+def test_suggested_edits_show_in_the_review_formats(helper_onnx):
+    from archlint.reports.github import render_github
+    from archlint.reports.html import render_html
+    from archlint.reports.markdown import render_markdown
+
+    report = lint(helper_onnx)
+    github = render_github([report]).replace("%0A", "\n")
+    assert "Suggested edit: nn.Conv2d(32, 32, 3) -> nn.Conv2d(32, 32, 3, padding=1)" in github
+    assert "*Suggested edit:* `nn.MaxPool2d(2, ceil_mode=True)`" in render_markdown([report])
+    assert '<code class="edit">nn.Conv2d(32, 32, 3, padding=1)</code>' in render_html([report])

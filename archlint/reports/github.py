@@ -57,6 +57,8 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
             message = f"{f.message} (layer {f.layer} of {model}{'; ' + call if call else ''})"
             if f.fix:
                 message += f"\nFix: {f.fix}"
+            if f.edit is not None:
+                message += f"\nSuggested edit: {f.edit.original} -> {f.edit.replacement}"
             lines.append(f"::{COMMANDS[f.severity]} {','.join(props)}::{escape_data(message)}")
     n = len(reports)
     lines.append(f"archlint: {total} finding{'s' if total != 1 else ''} in {n} model{'s' if n != 1 else ''}")

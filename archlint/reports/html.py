@@ -251,6 +251,8 @@ def _findings_table(report: Report, rid: str, index: dict[str, int], base: str) 
                  else _a(f.layer))
         saved = f.data.get("macs_saved") if isinstance(f.data, dict) else None
         fix = f'<div class="fix">Fix: {_a(f.fix)}</div>' if f.fix else ""
+        if f.edit is not None:
+            fix += (f'<div class="fix">Suggested edit: <code class="edit">{_a(f.edit.replacement)}</code></div>')
         rows.append(f'<tr id="{rid}-f{k}" class="finding sev-row-{f.severity.value}">'
                     f'<td class="sev sev-{f.severity.value}">{f.severity.value}</td>'
                     f"<td><code>{_a(f.code)}</code> {_a(f.rule)}</td><td>{layer}</td>"

@@ -75,6 +75,8 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
         for f in ranked[:max_rows]:
             saved = f.data.get("macs_saved") if isinstance(f.data, dict) else None
             message = escape_cell(f.message) + (f"<br>*Fix:* {escape_cell(f.fix)}" if f.fix else "")
+            if f.edit is not None:
+                message += f"<br>*Suggested edit:* {_code(f.edit.replacement)}"
             lines.append(f"| {_ICON[f.severity]} | {f.code} {escape_cell(f.rule)} | {_code(f.layer)} | "
                          f"{message} | {human(int(saved)) if saved else ''} | {_where(f.defined_at, f.source, base)} |")
         if len(report.findings) > max_rows:
