@@ -276,7 +276,6 @@ def test_upsampling_triple_exceeds_each_pixels_field_by_less_than_one_input_stri
     """Stride-8 conv (field 8) then an 8x upsample: each output pixel's gradient support is 8
     (nearest) or 16 (bilinear) pixels wide; the one triple that holds every phase is wider by
     j * (1 - 1/G) (input stride j = 8, phase grid G), as the module docstring derives."""
-    torch = pytest.importorskip("torch")
     from torch import nn
 
     module = nn.Sequential()
@@ -295,7 +294,6 @@ def test_upsampling_triple_exceeds_each_pixels_field_by_less_than_one_input_stri
 
 
 def test_align_corners_stride_is_an_exact_fraction_printed_short():
-    torch = pytest.importorskip("torch")
     from torch import nn
 
     from archlint.reports.text import render_text

@@ -11,15 +11,14 @@ import contextlib
 import math
 
 import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 import archlint
 
 from conftest import import_torchvision
-
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -164,7 +163,7 @@ def test_vit_summary_field_is_its_last_token_map_and_global(transformers):
 def timm_models():
     """Each timm model built once (random weights, timm's default fused attention): (model, input)."""
     import_torchvision()
-    timm = pytest.importorskip("timm")
+    import timm
     built = {}
 
     def get(name):

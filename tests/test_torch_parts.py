@@ -7,13 +7,12 @@ received in the model's own forward pass, and ``sum(p.numel())`` of those submod
 from __future__ import annotations
 
 import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 import archlint
 
 from conftest import import_torchvision
-
-torch = pytest.importorskip("torch")
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 _NMS_LIBRARY = []  # keeps the CPU kernel registration alive for the session
 

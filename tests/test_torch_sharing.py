@@ -6,15 +6,13 @@ Independent counts: ``sum(p.numel() for p in model.parameters())`` (each tensor 
 
 from __future__ import annotations
 
-import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 import archlint
 
 from conftest import import_torchvision
-
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
-from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 
 def counted_macs(model, *inputs) -> int:
