@@ -16,14 +16,19 @@ edits a :class:`Rewrite`. Adding a step is writing one function decorated with
     and shift (counted on the conv as parameters, the shift as a bias).
 :func:`fold_pads`
     A ``Pad`` read only by a conv or pooling window (or by another ``Pad`` of the same
-    mode), or only by several windows, becomes part of each window's padding. Any mode folds: zeros as the exporters'
-    own fusion does, and ``reflect``/``edge``/``wrap`` too, which keep their mode on the
+    mode), or only by several windows, becomes part of each window's padding. Any mode
+    folds: zeros as the exporters' own fusion does, and ``reflect``/``edge``/``wrap`` too, which keep their mode on the
     window (:attr:`Layer.mode <archlint.graph.Layer.mode>`) so reports can tell them apart.
     A Pad counts no operations, folded or not, so MACs and other-op counts do not change;
     receptive fields do not either (a Pad shifts the field exactly as the same padding on
     the window does).
-:func:`splice_single_input_concats`
-    A ``Concat`` of one tensor is that tensor.
+:func:`splice_identities`
+    Layers that pass their one input through unchanged are removed: a ``Concat`` of one
+    tensor (the legacy exporter writes them for ``torch.cat([x])``), a ``Pad`` by zero
+    pixels, a ``Slice`` from 0 with step 1 that keeps the whole shape (``x[:, :]``). The
+    frontends drop the ops that are identities by definition (``Identity``, ``Dropout``,
+    ``nn.Identity``, ``.contiguous()``...) while reading the model, before layers are
+    named, as the exporters do.
 """
 
 from __future__ import annotations
@@ -36,8 +41,7 @@ import networkx as nx
 from .gc_pause import gc_paused
 from .graph import Graph, Layer, Op
 
-__all__ = ["canonical_graph", "Rewrite", "STEPS", "step", "fold_batchnorm", "fold_pads",
-           "splice_single_input_concats"]
+__all__ = ["canonical_graph", "Rewrite", "STEPS", "step", "fold_batchnorm", "fold_pads", "splice_identities"]
 
 
 class Rewrite:
@@ -210,13 +214,22 @@ def _folds_into(pad: Layer, into: Layer, rank: int) -> bool:
     return into.op in _PADDED_WINDOWS and len(into.kernel) == rank
 
 
+def _is_identity(layer: Layer) -> bool:
+    """Whether a layer with one input passes it through unchanged (see :func:`splice_identities`)."""
+    x = layer.input_shapes[0] if len(layer.input_shapes) == 1 else None
+    same_shape = x is not None and x == layer.output_shape
+    if layer.op is Op.CONCAT:  # one tensor, not torch.cat([x, x]) (one producer read twice)
+        return len(layer.input_shapes) <= 1 and (x is None or layer.output_shape is None or same_shape)
+    if layer.op is Op.PAD:
+        return same_shape and bool(layer.pads_begin) and not any(layer.pads_begin + layer.pads_end)
+    if layer.op is Op.SLICE:
+        return same_shape and bool(layer.starts) and not any(layer.starts) and all(s == 1 for s in layer.stride)
+    return False
+
+
 @step
-def splice_single_input_concats(rewrite: Rewrite) -> None:
-    """Remove Concats of one tensor (the legacy exporter writes them for ``torch.cat([x])``)."""
+def splice_identities(rewrite: Rewrite) -> None:
+    """Remove single-input layers that pass their input through unchanged."""
     for name in rewrite.order():
-        layer = rewrite.layer(name)
-        if layer.op is not Op.CONCAT or len(rewrite.graph.pred[name]) != 1 or len(layer.input_shapes) > 1:
-            continue
-        x = layer.input_shapes[0] if layer.input_shapes else None
-        if x is None or layer.output_shape is None or x == layer.output_shape:  # not torch.cat([x, x])
+        if len(rewrite.graph.pred[name]) == 1 and _is_identity(rewrite.layer(name)):
             rewrite.splice(name)

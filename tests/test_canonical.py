@@ -160,3 +160,29 @@ def test_a_frozen_graph_is_copied_not_edited():
     c = canonical_graph(g)
     assert list(g) == ["x", "p", "conv"] and list(c) == ["x", "conv"]
     assert g.layer("conv").pads_begin == (0, 0)
+
+
+def test_a_zero_pad_and_a_whole_slice_are_spliced_but_a_cropping_slice_is_not():
+    x = (1, 4, 8, 8)
+    whole = Layer("whole", Op.SLICE, "Slice", x, (x,), starts=(0, 0), stride=(1, 1))
+    zero = Layer("zero", Op.PAD, "Pad", x, (x,), pads_begin=(0, 0), pads_end=(0, 0), mode="constant")
+    crop = Layer("crop", Op.SLICE, "Slice", (1, 4, 7, 8), (x,), starts=(1, 0), stride=(1, 1))
+    g = chain_graph(whole, zero, crop)
+    c = canonical_graph(g)
+    assert list(c) == ["x", "crop"] and list(c.edges) == [("x", "crop")]
+
+
+def test_identities_on_the_pytorch_path_are_spliced(torch):
+    F = torch.nn.functional
+
+    class Passes(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = F.pad(x, (0, 0, 0, 0))[:, :, :, :]
+            return torch.cat([self.conv(y)], dim=1)
+    graph = load_graph(Passes(), input_shapes=(1, 3, 8, 8))
+    assert [layer.op for layer in graph.layers()] == [Op.INPUT, Op.CONV]
+    assert graph.graph["outputs"] == ["conv"]
