@@ -136,6 +136,16 @@ def test_recurrent_and_conv_layers_inside_an_if_are_counted(tmp_path):
     assert report.summary.macs == steps * 4 * hidden * (features + hidden) + 2 * hidden * steps
 
 
+def test_weights_inside_a_branch_are_never_read(tmp_path):
+    """A whole network inside an If: its weights are skipped like the main graph's."""
+    wide = [(3, 256, 3, 1), (256, 256, 3, 1)]  # 600k weights, 2.4 MB
+    path = save(if_model(data_condition(), then=wide), tmp_path / "m.onnx")
+    from archlint.frontends.onnx_file import load_onnx
+
+    assert load_onnx(path).skipped_bytes >= 4 * 256 * 256 * 9
+    assert archlint.lint(path).summary.macs == conv_macs(wide)
+
+
 def loop_model():
     body_conv, w = conv("body_conv", "state_in", "state_out", 3, 3)
     body = helper.make_graph(

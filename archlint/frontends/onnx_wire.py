@@ -8,7 +8,9 @@ file with their data fields cut out (dims, type and name stay). Skipped bytes ar
 
 Field numbers (``onnx/onnx.proto``): ``ModelProto.graph`` = 7; ``GraphProto.node`` = 1,
 ``GraphProto.initializer`` = 5; ``NodeProto.attribute`` = 5; ``AttributeProto.t`` = 5,
-``AttributeProto.tensors`` = 10; ``TensorProto.dims`` = 1 and its data fields
+``AttributeProto.tensors`` = 10, ``AttributeProto.g`` = 6 and ``AttributeProto.graphs`` = 11
+(subgraphs: If branches, Loop bodies, walked like the main graph); ``TensorProto.dims`` = 1
+and its data fields
 ``float_data`` 4, ``int32_data`` 5, ``string_data`` 6, ``int64_data`` 7, ``raw_data`` 9,
 ``double_data`` 10, ``uint64_data`` 11.
 
@@ -33,6 +35,7 @@ _MODEL_GRAPH = 7
 _GRAPH_NODE, _GRAPH_INITIALIZER = 1, 5
 _NODE_ATTRIBUTE = 5
 _ATTR_T, _ATTR_TENSORS = 5, 10
+_ATTR_G, _ATTR_GRAPHS = 6, 11
 _TENSOR_DIMS = 1
 _TENSOR_DATA = frozenset({4, 5, 6, 7, 9, 10, 11})
 
@@ -307,7 +310,9 @@ class _Walker:
         return self._rewrite(start, end, {_NODE_ATTRIBUTE: self._attribute})
 
     def _attribute(self, start: int, end: int):
-        return self._rewrite(start, end, {_ATTR_T: self._tensor, _ATTR_TENSORS: self._tensor})
+        # subgraphs (If branches, Loop bodies) hold weights too: a whole model may sit in a branch
+        return self._rewrite(start, end, {_ATTR_T: self._tensor, _ATTR_TENSORS: self._tensor,
+                                          _ATTR_G: self._graph, _ATTR_GRAPHS: self._graph})
 
     def _tensor(self, start: int, end: int):
         dims: list[int] = []
