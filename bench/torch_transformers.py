@@ -10,13 +10,9 @@ per model with the four counts and the time each archlint run took, measured in 
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import torch
@@ -30,6 +26,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 import archlint  # noqa: E402
+from archlint.export import export_onnx  # noqa: E402
 
 WEIGHTS = {"vit_b_16": "ViT_B_16_Weights", "swin_t": "Swin_T_Weights", "maxvit_t": "MaxVit_T_Weights",
            "vit_b_32": "ViT_B_32_Weights", "swin_v2_t": "Swin_V2_T_Weights"}
@@ -43,13 +40,6 @@ def counted(model, x) -> int:
     finally:
         torch.backends.mha.set_fastpath_enabled(True)
     return counter.get_total_flops() // 2
-
-
-def export(model, x, path: Path) -> None:
-    logging.getLogger("torch").setLevel(logging.ERROR)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), dynamo=True, external_data=True)
 
 
 def main(names: list[str]) -> None:
@@ -66,7 +56,7 @@ def main(names: list[str]) -> None:
             module_macs = archlint.lint(model, example_inputs=x).summary.macs
             torch_seconds = time.perf_counter() - start
             path = Path(folder) / f"{name}.onnx"
-            export(model, x, path)
+            export_onnx(model, x, path, "dynamo")
             start = time.perf_counter()
             onnx_macs = archlint.lint(path).summary.macs
             onnx_seconds = time.perf_counter() - start
