@@ -178,8 +178,8 @@ def fold_pads(rewrite: Rewrite) -> None:
     """Fold a Pad into the window (or same-mode Pad) that alone reads it, or into every window reading it."""
     for name in rewrite.order():
         pad = rewrite.layer(name)
-        if pad.op is not Op.PAD or not _spatial_pad(pad) or _single_input(rewrite, name) is None:
-            continue
+        if pad.op is not Op.PAD or not _spatial_pad(pad) or len(rewrite.graph.pred[name]) != 1:
+            continue  # (any output of its producer: a Pad of one chunk of a split folds too)
         targets = _pad_readers(rewrite, name)
         rank = len(pad.pads_begin)
         if not targets or not all(_folds_into(pad, rewrite.layer(t), rank) for t in targets):

@@ -167,3 +167,29 @@ def test_docs_have_sections_options_and_a_failing_example(rule, fixture, expecte
     assert f"`{fixture}`" in sections["Example"]
     report = lint(str(MODELS / f"{fixture}_legacy.onnx"), select=(rule.code,))
     assert {f.layer for f in report.findings} == expected
+
+
+def test_tf_same_pad_of_a_split_chunk_is_the_windows_padding():
+    """timm's MixedConv2d of Conv2dSame (tf_mixnet): each chunk of a split is F.pad-ed by the TF 'same'
+    amounts (1 before, 2 after for a 5x5 stride-2 window on 32), then convolved without padding:
+    ceil(32/2) = 16 outputs, no border loss."""
+    import torch
+    import torch.nn.functional as F
+
+    from archlint.frontends import load_graph
+
+    class Mixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = torch.nn.ModuleList([torch.nn.Conv2d(4, 4, k, stride=2, groups=4) for k in (3, 5)])
+
+        def forward(self, x):
+            chunks = torch.split(x, [4, 4], dim=1)
+            pads = ((0, 1, 0, 1), (1, 2, 1, 2))  # TF 'same' for k=3 and k=5, stride 2, on 32
+            return torch.cat([conv(F.pad(c, p)) for conv, c, p in zip(self.convs, chunks, pads)], 1)
+
+    module, shape = Mixed(), (1, 8, 32, 32)
+    assert not lint(module, input_shapes=shape, select=["AL301", "AL302", "AL202"]).findings
+    graph = load_graph(module, input_shapes=shape)
+    assert not [layer for layer in graph.layers() if layer.op is Op.PAD]
+    assert graph.layer("convs.1").pads_begin == (1, 1) and graph.layer("convs.1").pads_end == (2, 2)
