@@ -1,4 +1,4 @@
-"""Keeping torch quiet: its warnings, log lines and prints silenced, its error messages cut to one line."""
+"""Keeping torch quiet: its warnings, log lines, prints and stderr dumps silenced, its error messages cut to one line."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ __all__ = ["quiet_torch", "first_line"]
 
 
 def quiet_torch():
-    """Context manager that silences torch's warnings, log lines and prints (errors stay one line)."""
+    """Context manager that silences torch's warnings, log lines and prints (errors stay one line).
+
+    Standard error is captured too: a failing ``torch.export`` prints the whole partial graph
+    there (``print(e.partial_fx_graph, file=sys.stderr)``) before raising, and a run that falls
+    back to linting part by part must not spill it into CI logs.
+    """
     return _Quiet()
 
 
@@ -26,6 +31,7 @@ class _Quiet(contextlib.AbstractContextManager):
             self._levels[name] = log.level
             log.setLevel(logging.CRITICAL)
         self._stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        self._stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
         return self
 
     def __exit__(self, *exc):
