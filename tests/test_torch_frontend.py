@@ -130,6 +130,23 @@ def test_window_attributes_are_normalized():
     assert (sl.op, sl.starts, sl.stride) == (Op.SLICE, (1, 2), (2, 1))
 
 
+def test_pad_amounts_computed_from_the_input_size_fold_into_the_window():
+    class PadToWindow(nn.Module):  # Swin-style: pad the map up to a multiple of the window
+        def __init__(self):
+            super().__init__()
+            self.patch = nn.Conv2d(3, 8, 4, stride=4)
+
+        def forward(self, x):
+            h, w = x.shape[-2:]
+            return self.patch(F.pad(x, (0, (4 - w % 4) % 4, 0, (4 - h % 4) % 4)))
+
+    patch = _graph(PadToWindow(), (1, 3, 30, 29)).layer("patch")  # padded to 32x32: 8x8 windows
+    report = archlint.lint(PadToWindow(), input_shapes=(1, 3, 30, 29))
+    assert (patch.pads_begin, patch.pads_end) == ((0, 0), (2, 3))
+    assert {r.name: r for r in report.layers}["patch"].macs == 8 * 8 * 8 * 3 * 16
+    assert not [f for f in report.findings if f.layer == "patch" and f.code in ("AL201", "AL202", "AL301")]
+
+
 def test_layers_carry_the_source_line_of_the_call():
     g = _graph(Net(), (1, 3, 16, 16))
     lines, start = inspect.getsourcelines(Block.forward)

@@ -283,7 +283,9 @@ class OpSpecs:
             mode = argument(node, 2, "mode", "constant") if name == "pad" else (
                 "reflect" if name.startswith("reflection") else "edge" if name.startswith("replication") else "constant")
             mode = _PAD_MODES.get(mode, mode)
-            return self._pad(x, argument(node, 1, "pad" if name != "pad" else ("pad",), ()), mode)
+            pad = argument(node, 1, "pad" if name != "pad" else ("pad",), ())
+            pad = val(pad) if isinstance(pad, fx.Node) else [val(p) for p in pad] if isinstance(pad, (list, tuple)) else pad
+            return self._pad(x, pad, mode)
         if name in _SPLITS:
             return Op.SLICE, "Split", {}
         if name in _SLICES:
@@ -366,7 +368,9 @@ class OpSpecs:
         if not x or len(x) < 3:
             return Op.PAD, "Pad", {}
         rank = len(x)
-        pad = int_tuple(pad, 2 * (rank - 2)) if isinstance(pad, int) else tuple(int(p) for p in pad)
+        if not isinstance(pad, int) and not all(isinstance(p, int) for p in pad):
+            return Op.PAD, "Pad", {}  # amounts not known as integers: the layer keeps its traced shape only
+        pad = int_tuple(pad, 2 * (rank - 2)) if isinstance(pad, int) else tuple(pad)
         begin, end = [0] * rank, [0] * rank
         for i in range(len(pad) // 2):  # pairs from the last axis backwards
             axis = rank - 1 - i
