@@ -4,7 +4,8 @@ standard convention: per time step and direction, gates x hidden x (input + hidd
 Checked on a small CRNN (conv features read as a sequence by a two-layer recurrent
 network, then a linear head) against torch's FlopCounterMode (FLOPs = 2 x MACs; oneDNN is
 switched off so that the LSTM runs as the matrix products FlopCounterMode sees) and
-against the formula by hand, layer by layer.
+against the formula by hand, layer by layer. The PyTorch path reads ``nn.LSTM``/``nn.GRU``/
+``nn.RNN`` as the same layers (one per stacked layer) and is checked against both and the ONNX path.
 """
 
 from __future__ import annotations
@@ -83,3 +84,45 @@ def test_dynamically_quantized_lstm_reports_like_the_float_lstm(tmp_path):
     assert {row.source_op for row in quantized.layers if row.op == "recurrent"} == {"com.microsoft::DynamicQuantizeLSTM"}
     assert (quantized.summary.macs, quantized.summary.params) == (float_report.summary.macs, float_report.summary.params)
     assert not quantized.summary.unsupported_ops
+
+
+@pytest.mark.parametrize(("kind", "bidirectional"), [pytest.param(kind, bi, id=f"{kind}-{'bi' if bi else 'uni'}")
+                                                     for kind in ("LSTM", "GRU", "RNN") for bi in (False, True)])
+def test_torch_recurrent_module_reports_like_its_onnx_export(tmp_path, kind, bidirectional):
+    torch.manual_seed(0)
+    module, x = CRNN(kind, bidirectional).eval(), torch.randn(1, 1, 8, STEPS)
+    report = archlint.lint(module, example_inputs=x)
+    recurrent = [row for row in report.layers if row.op == "recurrent"]
+    assert [row.macs for row in recurrent] == hand_macs(kind, 2 if bidirectional else 1)
+    assert {row.source_op for row in recurrent} == {kind}
+    assert report.summary.macs == flop_counter_macs(module, x)
+    assert report.summary.params == sum(p.numel() for p in module.parameters())
+    assert not report.summary.unsupported_ops
+    onnx_report = archlint.lint(export_onnx(module, x, tmp_path / "crnn.onnx", "legacy"))
+    assert [(row.macs, row.params) for row in recurrent] == [
+        (row.macs, row.params) for row in onnx_report.layers if row.op == "recurrent"]
+    assert (report.summary.macs, report.summary.params) == (onnx_report.summary.macs, onnx_report.summary.params)
+
+
+class Tagger(torch.nn.Module):
+    """A batch-first, three-layer bidirectional LSTM over token embeddings (batch 3, 7 steps)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = torch.nn.LSTM(24, 16, num_layers=3, bidirectional=True, batch_first=True)
+        self.fc = torch.nn.Linear(32, 5)
+
+    def forward(self, x):
+        return self.fc(self.rnn(x)[0])
+
+
+def test_torch_batch_first_multilayer_lstm_counts_every_layer_by_the_formula():
+    torch.manual_seed(0)
+    module, x = Tagger().eval(), torch.randn(3, 7, 24)
+    report = archlint.lint(module, example_inputs=x)
+    steps_batch = 7 * 3
+    sizes = [24, 32, 32]
+    assert [row.macs for row in report.layers if row.op == "recurrent"] == [
+        steps_batch * 2 * 4 * 16 * (size + 16) for size in sizes]
+    assert report.summary.macs == flop_counter_macs(module, x)
+    assert report.summary.params == sum(p.numel() for p in module.parameters())

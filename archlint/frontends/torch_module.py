@@ -67,8 +67,8 @@ from .sources import local_source, source_from_trace
 from .torch_open import open_call
 from .torch_inputs import meta_inputs, real_like
 from .torch_parts import part_graph
-from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name, shape_of,
-                        target_name)
+from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name,
+                        recurrent_layers, shape_of, target_name)
 from .torch_quiet import first_line, quiet_torch
 from .torch_trace import TORCH_DIR, FxTracer, meta_values
 
@@ -395,6 +395,10 @@ class _Converter:
             if isinstance(module, IGNORED_MODULE_TYPES):
                 self.producer[node] = self.producer[data[0]]
                 return
+            stacked = recurrent_layers(module, self.ops.value_shape(data[0])) if data else None
+            if stacked is not None:
+                self._recurrent(node, stacked, data[0])
+                return
             spec = self.ops.module_spec(node, module, data)
             weight_module = None
         else:
@@ -436,6 +440,24 @@ class _Converter:
             self.unsupported[source_op] += 1
         self.entries[key] = entry
         self.producer[node] = (key, 0)
+
+    def _recurrent(self, node: fx.Node, stacked: list, data: fx.Node) -> None:
+        """A recurrent module call as a chain of recurrent layers, one per stacked layer, each
+        with the parameters of its own layer (see :func:`.torch_ops.recurrent_layers`)."""
+        out_shape = shape_of(self.values[node][0])
+        source, producer = self._source(node), self.producer[data]
+        in_shape = self.ops.value_shape(data)
+        module = self.module.get_submodule(node.target)
+        params = dict(module.named_parameters())
+        for k, (otype, fields, names) in enumerate(stacked):
+            uses = [_Use(id(params[n]), tuple(params[n].shape), f"{node.target}.{n}") for n in names]
+            self.uses.extend(uses)
+            key = f"%{node.name}" if k == len(stacked) - 1 else f"%{node.name}/{k}"
+            self.entries[key] = _Entry(node, Op.RECURRENT, otype, type(module).__name__, fields, [producer],
+                                       [u.shape for u in uses], node.target, None, source, out_shape, (in_shape,),
+                                       key=key)
+            producer, in_shape = (key, 0), out_shape
+        self.producer[node] = producer
 
     def _computes_on_constants(self, node: fx.Node) -> bool:
         """A conv, dense layer or matrix product whose operands do not depend on the model's input

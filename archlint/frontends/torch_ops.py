@@ -18,7 +18,7 @@ from ..graph import Op
 from .einsum import einsum_contraction
 
 __all__ = ["OpSpecs", "ONNX_TYPE", "ALIASES", "IGNORED_MODULE_TYPES", "target_name", "function_name",
-           "int_tuple", "shape_of", "argument", "flatten_args"]
+           "int_tuple", "shape_of", "argument", "flatten_args", "recurrent_layers"]
 
 #: ONNX op type used in ``scope/OpType`` names, per canonical op (when no finer type is known).
 ONNX_TYPE = {Op.CONV: "Conv", Op.CONV_TRANSPOSE: "ConvTranspose", Op.MAX_POOL: "MaxPool",
@@ -61,6 +61,33 @@ _SLICES = {"getitem", "slice", "narrow", "select", "index_select"}
 #: Leaf modules that return their input: no layer.
 IGNORED_MODULE_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
                         nn.FeatureAlphaDropout, nn.Identity)
+
+
+#: Recurrent modules -> (ONNX op type, gates per cell).
+_RECURRENT = {nn.LSTM: ("LSTM", 4), nn.GRU: ("GRU", 3), nn.RNN: ("RNN", 1)}
+
+
+def recurrent_layers(m: nn.Module, x: tuple[int, ...] | None) -> list[tuple[str, dict, list[str]]] | None:
+    """An ``nn.LSTM``/``nn.GRU``/``nn.RNN`` read on a batched sequence ``x`` as one recurrent
+    layer per stacked layer, as the ONNX exporters emit one node per layer: per layer its
+    ONNX op type, its fields and the names of the parameters it uses.
+
+    ``None`` where the module is not counted this way (an LSTM with projections, an unbatched
+    or packed sequence, a subclass with its own ``forward``): the converter then opens it.
+    """
+    if type(m) not in _RECURRENT or getattr(m, "proj_size", 0) or not x or len(x) != 3:
+        return None
+    otype, gates = _RECURRENT[type(m)]
+    directions = 2 if m.bidirectional else 1
+    layers = []
+    for k in range(m.num_layers):
+        size = m.input_size if k == 0 else m.hidden_size * directions
+        suffixes = [f"_l{k}", f"_l{k}_reverse"][:directions]
+        names = [f"{kind}{suffix}" for suffix in suffixes for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                 if getattr(m, f"{kind}{suffix}", None) is not None]
+        layers.append((otype, dict(in_channels=size, out_channels=m.hidden_size, gates=gates,
+                                   directions=directions), names))
+    return layers
 
 
 def target_name(node: fx.Node) -> str:
