@@ -406,16 +406,35 @@ def test_rule_option_flag_that_clashes_with_a_command_line_flag_is_a_one_line_er
     assert "XP102" in line and "--output" in line and "--set XP102.output=VALUE" in line
 
 
-def test_plugin_that_fails_to_import_is_named_in_one_line(tmp_path):
+def _site_with_broken_plugin(tmp_path: Path) -> Path:
     site = _site_with_example_plugin(tmp_path)
     (site / "archlint_broken_plugin").mkdir()
     (site / "archlint_broken_plugin" / "__init__.py").write_text("")
     (site / "archlint_broken_plugin" / "rules.py").write_text("import archlint_missing_dependency\n")
     _dist_info(site, "archlint-broken-plugin", "XB1 = archlint_broken_plugin.rules")
+    return site
+
+
+def test_plugin_that_fails_to_import_is_named_in_one_line(tmp_path):
+    site = _site_with_broken_plugin(tmp_path)
     done = run_subprocess(site, "--list-rules")
     line = one_line_error(done.returncode, done.stdout, done.stderr)
     assert "archlint-broken-plugin" in line and "XB1 = archlint_broken_plugin.rules" in line
     assert "archlint_missing_dependency" in line
+
+
+def test_version_and_help_work_despite_a_broken_plugin(tmp_path):
+    site = _site_with_broken_plugin(tmp_path)
+    version = run_subprocess(site, "--version")
+    assert (version.returncode, version.stderr) == (0, "") and version.stdout.startswith("archlint, version ")
+    for args in (("--help",), ("diff", "--help")):
+        done = run_subprocess(site, *args)
+        assert done.returncode == 0 and done.stdout.startswith("Usage: archlint") and "--select" in done.stdout
+        assert len(done.stderr.splitlines()) == 1 and "archlint-broken-plugin" in done.stderr
+    # its option flags are unknown, but the error a run gives is the plugin's
+    done = run_subprocess(site, MODEL, "--max-layers-added", "3")
+    line = one_line_error(done.returncode, done.stdout, done.stderr)
+    assert "archlint-broken-plugin" in line and "archlint_missing_dependency" in line
 
 
 def test_plugin_rule_code_outside_its_entry_point_prefix_is_rejected(tmp_path):
