@@ -133,7 +133,12 @@ class AggressiveStrideStep(Rule):
     `max-layer-stride` along some axis: a conv or pool with stride 4 or more, or any
     other op that subsamples as hard (strided slicing, downscaling resize). Layers that
     collapse an axis to a single position (global pooling written as a window) are not
-    flagged.
+    flagged, nor are layers whose grid reaches no model output: those that feed only
+    the keys and values of attention (a product of two position-holding activations,
+    `Q @ K^T` then `A @ V`, whose result keeps the queries' positions), such as the
+    strided `sr` conv of PVT's spatial-reduction attention or MViTv2's `pool_k`/`pool_v`.
+    They shrink the set of positions every query attends to, not the map the network
+    passes on, and splitting their stride would not help.
 
     ## Why it matters
     A step of `s` keeps one position in `s*s`. Every standard backbone (VGG, ResNet,
@@ -183,7 +188,9 @@ class EarlyDownsampling(Rule):
     Each layer that raises the effective stride (the distance, in input pixels, between
     neighbouring output positions) above `max-stem-stride` along some axis while at most
     `stem-depth` weighted layers (conv, linear) lie on the longest route from the input
-    to it. Only the layer where the stride rises is flagged.
+    to it. Only the layer where the stride rises is flagged. As for AL203, layers that
+    feed only the keys and values of attention (PVT's `sr`, MViTv2's `pool_k`/`pool_v`)
+    are not flagged: the queries keep the full grid and so does the network's map.
 
     ## Why it matters
     The first layers see a few pixels each and compute edge-level features; shrinking

@@ -173,3 +173,52 @@ def test_explicit_pads_of_any_mode_are_padding_on_the_pytorch_path():
         assert (layer.pads_begin, layer.pads_end, layer.input_shapes[0][2:]) == ((1, 1), (1, 1), (size, size))
         modes[name] = layer.mode
     assert list(modes.values())[:2] == ["reflect", "edge"] and modes["pool"] == modes["down"] == "reflect"
+
+
+def _spatial_reduction_attention(keys_values_only: bool):
+    """PVT-style attention after a 3x3/2 stem: a 4x4/4 conv ``sr`` shrinks the keys and values.
+
+    With ``keys_values_only`` the queries come from the stem's full 16x16 grid (PVT); without,
+    they come from ``sr`` too, so its stride reaches the output (a stride-4 step on the main path).
+    """
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.stem = nn.Conv2d(3, dim, 3, stride=2, padding=1)
+            self.sr = nn.Conv2d(dim, dim, 4, stride=4)
+            self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+
+        def forward(self, x):
+            x = self.stem(x)
+            reduced = self.sr(x)
+            queries = x if keys_values_only else reduced
+            b, c, h, w = queries.shape
+            q = self.q(queries.flatten(2).transpose(1, 2))
+            k, v = self.kv(reduced.flatten(2).transpose(1, 2)).chunk(2, dim=-1)
+            weights = (q @ k.transpose(-2, -1)).softmax(-1)
+            return self.proj(weights @ v).transpose(1, 2).reshape(b, c, h, w)
+
+    torch.manual_seed(0)
+    return Attention()
+
+
+@pytest.mark.parametrize("keys_values_only", [True, False])
+def test_stride_that_shrinks_only_attention_keys_and_values_is_no_downsampling_step(keys_values_only):
+    from archlint.frontends import load_graph
+
+    model, shape = _spatial_reduction_attention(keys_values_only), (1, 3, 32, 32)
+    graph = load_graph(model, input_shapes=shape)
+    fields = receptive_fields(graph)
+    assert fields["sr"].stride == (8, 8)  # the field itself is unchanged: 2 (stem) x 4 (sr)
+    steps = stride_steps(graph, fields)
+    assert steps["stem"].factor == (2, 2)
+    report = lint(model, input_shapes=shape, select=["AL203", "AL204"])
+    found = sorted((f.code, f.layer) for f in report.findings)
+    if keys_values_only:  # the output keeps the stem's 16x16 grid: sr is no step of it
+        assert "sr" not in steps and found == []
+    else:  # the output is sr's 4x4 grid: 2 -> 8 in one layer, after two weighted layers
+        assert steps["sr"].factor == (4, 4) and steps["sr"].after == (8, 8)
+        assert found == [("AL203", "sr"), ("AL204", "sr")]

@@ -66,7 +66,7 @@ from ..graph import Graph, Layer, Op
 from .shapes import spatial_dims
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
-           "FieldLoss", "lost_receptive_field", "input_dependent"]
+           "FieldLoss", "lost_receptive_field", "input_dependent", "grid_operand"]
 
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
@@ -432,22 +432,37 @@ def _hull(fields: list[ReceptiveField]) -> ReceptiveField:
     return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, context)
 
 
+def grid_operand(layer: Layer, inputs: list[ReceptiveField]) -> int | None:
+    """Which operand of a product of two position-holding activations gives the result its positions.
+
+    0 when the left operand's token axis is its rows (queries in ``Q @ K^T``, attention
+    weights in ``A @ V``), else 1 when the right operand's token axis is its columns; None
+    when the result keeps no token axis. The other operand (keys, values) is contracted:
+    its positions are mixed into every output and its grid is not the result's.
+    """
+    shapes, out = layer.input_shapes, layer.output_shape
+    if out is None or len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(out) < 2:
+        return None
+    left, right = inputs[0], inputs[1]
+    if left.token_axis is not None and left.token_axis == len(shapes[0]) - 2:
+        return 0
+    if right.token_axis is not None and right.token_axis == len(shapes[1]) - 1:
+        return 1
+    return None
+
+
 def _product(layer: Layer, inputs: list[ReceptiveField]) -> ReceptiveField:
     """A product of two activations that both hold positions (attention): global.
 
     The result keeps a token axis where an operand's token axis is not the contracted one:
-    the rows of the left operand or the columns of the right one.
+    the rows of the left operand or the columns of the right one (:func:`grid_operand`).
     """
     hull = _hull(inputs)
-    shapes, out = layer.input_shapes, layer.output_shape
-    if out is None or len(shapes) < 2 or shapes[0] is None or shapes[1] is None or len(out) < 2:
+    kept = grid_operand(layer, inputs)
+    if kept is None:
         return hull
-    left, right = inputs[0], inputs[1]
-    if left.token_axis is not None and left.token_axis == len(shapes[0]) - 2:
-        return _globalize(hull, token_axis=len(out) - 2, extent=left.extent)
-    if right.token_axis is not None and right.token_axis == len(shapes[1]) - 1:
-        return _globalize(hull, token_axis=len(out) - 1, extent=right.extent)
-    return hull
+    out = layer.output_shape
+    return _globalize(hull, token_axis=len(out) - 2 + kept, extent=inputs[kept].extent)
 
 
 def _global_through(layer: Layer, field: ReceptiveField) -> ReceptiveField:

@@ -5,7 +5,8 @@ that at least one window of a convolution or pooling layer reads, and sorts the 
 ones into *gaps* (missed even if the windows went on past the end: stride larger than
 the dilated kernel, or dilation holes) and the *edge* (missed only because the last
 window stops early). ``stride_steps`` gives how much each layer that changes it multiplies
-the effective stride (jump) of the receptive field, per axis. ``dilated_chains`` follows
+the effective stride (jump) of the receptive field, per axis, for the layers whose grid
+reaches a model output (not the keys and values of attention). ``dilated_chains`` follows
 which positions of its input map a run of stride-1 dilated windows reads (the holes of
 gridding), and ``gridded_chain_ends`` the runs whose holes nothing fills.
 """
@@ -19,7 +20,7 @@ from fractions import Fraction
 from functools import lru_cache
 
 from ..graph import Graph, Layer, Op
-from .receptive_field import ReceptiveField
+from .receptive_field import ReceptiveField, grid_operand
 
 __all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows",
            "unread_windows", "StrideStep", "stride_steps", "DilatedChain", "dilated_chains", "gridded_chain_ends"]
@@ -225,6 +226,11 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
     ``fields`` is the result of :func:`~archlint.analyses.receptive_field.receptive_fields`.
     Only layers whose input and output fields are known and local count: layers after
     global pooling, and layers that change which tensor axes are spatial, have no step.
+    Nor do layers whose grid reaches no model output: those from which every path goes
+    through the contracted operand of a product of two position-holding activations (the
+    keys and values of attention, whose result takes the queries' positions; see
+    :func:`~archlint.analyses.receptive_field.grid_operand`), such as the strided conv
+    that shrinks only the keys and values of spatial-reduction attention.
 
     Examples
     --------
@@ -240,9 +246,10 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
     ([4, 4], [4, 4])
     """
     steps: dict[str, StrideStep] = {}
+    reaching = _grid_reaches_output(graph, fields)
     for layer in graph.layers():
         field = fields.get(layer.name)
-        if field is None or field.is_global or layer.op is Op.INPUT:
+        if field is None or field.is_global or layer.op is Op.INPUT or layer.name not in reaching:
             continue
         producers = graph.inputs_of(layer.name)
         if len(producers) == 1:
@@ -261,6 +268,40 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
         steps[layer.name] = StrideStep(before, after, tuple(_ratio(b, a) for a, b in zip(before, after)),
                                        tuple(field.extent))
     return steps
+
+
+def _contracted_operands(graph: Graph, fields: Mapping[str, ReceptiveField | None], name: str) -> set[str]:
+    """Producers of ``name`` whose positions it contracts: the keys/values of a position product.
+
+    The operands are taken as :func:`~archlint.analyses.receptive_field.receptive_fields`
+    takes them (producers with a field, in input order); empty unless ``name`` is a product
+    of two position-holding activations whose result keeps the other operand's positions.
+    """
+    layer, field = graph.layer(name), fields.get(name)
+    if layer.op not in (Op.LINEAR, Op.MATMUL) or field is None or not field.is_global:
+        return set()
+    operands = [p for p in graph.inputs_of(name) if fields.get(p) is not None]
+    inputs = [fields[p] for p in operands]
+    if len(inputs) < 2 or sum(f.has_positions for f in inputs) < 2:
+        return set()
+    kept = grid_operand(layer, inputs)
+    return set() if kept is None else {p for i, p in enumerate(operands) if i != kept}
+
+
+def _grid_reaches_output(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> set[str]:
+    """Layers from which some path reaches a model output other than as a contracted operand.
+
+    Model outputs (and layers nobody reads) reach; a layer reaches when some consumer that
+    reaches takes it as anything but the keys/values of a position product.
+    """
+    outputs = set(graph.graph.get("outputs", ()))
+    contracted = {name: _contracted_operands(graph, fields, name) for name in graph.nodes}
+    reaching: set[str] = set()
+    for name in reversed(graph.order()):
+        consumers = list(graph.successors(name))
+        if name in outputs or not consumers or any(c in reaching and name not in contracted[c] for c in consumers):
+            reaching.add(name)
+    return reaching
 
 
 #: Positions per axis beyond which the footprint of a dilated chain is no longer followed.
