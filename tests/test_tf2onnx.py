@@ -12,7 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from onnx import TensorProto, helper
+from onnx import helper
 
 import archlint
 

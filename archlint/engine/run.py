@@ -11,7 +11,7 @@ from .. import __version__
 from ..analyses import ANALYSES, Analysis
 from ..analyses.macs import total_params
 from ..analyses.shapes import check_shapes
-from ..errors import ArchlintError, ConfigError, RuleError
+from ..errors import ArchlintError, RuleError
 from ..frontends import load_graph
 from ..gc_pause import gc_paused
 from ..graph import Graph, Op

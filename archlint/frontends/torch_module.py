@@ -60,7 +60,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import ModelLoadError, ShapeError
+from ..errors import ShapeError
 from ..graph import Graph, Layer, Op, Source
 from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace

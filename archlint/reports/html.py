@@ -23,7 +23,7 @@ from html import escape
 from ..formatting import format_dims
 from ..graph import Source
 from ..report import Report, Severity
-from .locations import shown
+from .locations import shown_locations
 from .text import field_text, human
 
 __all__ = ["render_html", "render_html_fragment", "layer_anchor"]
@@ -234,9 +234,10 @@ def _totals(report: Report) -> str:
 
 def _where(defined_at: Source | None, source: Source | None, base: str) -> str:
     """The definition line, with the call line beside it (paths relative to ``base``)."""
-    parts = [f'<code class="defined-at">{_a(shown(defined_at, base))}</code>'] if defined_at else []
-    if source and source != defined_at:
-        parts.append(f'<span class="called-at">called at <code>{_a(shown(source, base))}</code></span>')
+    defined, call = shown_locations(defined_at, source, base)
+    parts = [f'<code class="defined-at">{_a(defined)}</code>'] if defined else []
+    if call:
+        parts.append(f'<span class="called-at">called at <code>{_a(call)}</code></span>')
     return " ".join(parts)
 
 

@@ -13,7 +13,7 @@ from pathlib import PurePath
 
 from ..graph import Source
 
-__all__ = ["relative_path", "is_file", "shown", "definition_and_call"]
+__all__ = ["relative_path", "is_file", "shown", "shown_locations", "definition_and_call"]
 
 
 def relative_path(path: str, base: str) -> tuple[str, bool]:
@@ -48,6 +48,20 @@ def shown(source: Source | None, base: str) -> str:
     return f"{relative_path(source.file, base)[0]}:{source.line}"
 
 
+def shown_locations(defined_at: Source | None, source: Source | None, base: str) -> tuple[str, str]:
+    """The definition line and the call line to show beside it; ``""`` for a part not shown.
+
+    The call line is shown only when it differs from the definition line.
+
+    Examples
+    --------
+    >>> shown_locations(Source("/repo/net.py", 12), Source("/repo/net.py", 12), "/repo")
+    ('net.py:12', '')
+    """
+    call = shown(source, base) if source and source != defined_at else ""
+    return shown(defined_at, base), call
+
+
 def definition_and_call(defined_at: Source | None, source: Source | None, base: str) -> str:
     """``defined at net.py:12, called at net.py:40`` (either part left out when unknown).
 
@@ -58,9 +72,8 @@ def definition_and_call(defined_at: Source | None, source: Source | None, base: 
     >>> definition_and_call(None, Source("/repo/net.py", 40), "/repo")
     'called at net.py:40'
     """
-    parts = []
-    if defined_at:
-        parts.append(f"defined at {shown(defined_at, base)}")
-    if source and source != defined_at:
-        parts.append(f"called at {shown(source, base)}")
+    defined, call = shown_locations(defined_at, source, base)
+    parts = [f"defined at {defined}"] if defined else []
+    if call:
+        parts.append(f"called at {call}")
     return ", ".join(parts)

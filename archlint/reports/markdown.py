@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from ..formatting import format_dims
 from ..graph import Source
 from ..report import Report, Severity
-from .locations import shown
+from .locations import shown_locations
 from .text import field_text, human
 
 __all__ = ["render_markdown", "escape_cell", "MAX_ROWS"]
@@ -46,10 +46,10 @@ def _counts(findings) -> str:
 
 def _where(defined_at: Source | None, source: Source | None, base: str) -> str:
     """The definition line, then the call line beside it: ``net.py:12`` (called at ``net.py:40``)."""
-    parts = [_code(shown(defined_at, base))] if defined_at else []
-    if source and source != defined_at:
-        call = _code(shown(source, base))
-        parts.append(f"(called at {call})" if parts else f"called at {call}")
+    defined, call = shown_locations(defined_at, source, base)
+    parts = [_code(defined)] if defined else []
+    if call:
+        parts.append(f"(called at {_code(call)})" if parts else f"called at {_code(call)}")
     return " ".join(parts)
 
 
