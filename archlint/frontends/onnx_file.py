@@ -154,10 +154,10 @@ def _resolve_branches(model: onnx.ModelProto, source: str, notes: list[str]) -> 
     the shapes that choose a branch ("squeeze if this size is 1") come from lenient inference.
     """
     for _ in range(MAX_FOLD_ROUNDS):
+        if not any(n.op_type == "If" for n in model.graph.node):
+            return  # checked first: gathering the constants costs a pass over every model
         if _inline_branches(model, source, notes, *_constants(model)):
             continue
-        if not any(n.op_type == "If" for n in model.graph.node):
-            return
         try:
             lenient = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
         except Exception:

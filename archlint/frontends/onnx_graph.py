@@ -461,14 +461,8 @@ class _Builder:
         shape = self.loaded.shapes.get(node.input[0])
         if not shape or len(shape) < 3:
             return False
-        axes = node.attrs.get("axes")
-        if axes is None and len(node.input) > 1 and node.input[1]:
-            value = self.loaded.constants.get(node.input[1])
-            axes = None if value is None else [int(a) for a in np.ravel(value)]
-        if axes is None:
-            return False
-        rank = len(shape)
-        return sorted(a % rank for a in axes) == list(range(2, rank))
+        axes = self._reduced_axes(node, len(shape))
+        return axes is not None and sorted(axes) == list(range(2, len(shape)))
 
     def _normalize(self, node: _Node, op: Op, in_shapes, out_shape) -> dict:
         a = node.attrs
