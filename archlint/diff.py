@@ -449,12 +449,14 @@ def diff_models(base: Any, head: Any, config=None, *, unsafe_load_pickle: bool =
         Either model cannot be read, or the configuration is invalid.
     """
     from .engine.config import Config
+    from .engine.registry import discover_rules
     from .engine.run import lint_graph
     from .frontends import load_graph
 
     config = config or Config()
+    rules = discover_rules(config.rules_paths)  # once: --rules-path files are run when read
     base_graph = load_graph(base, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
-    base_report = lint_graph(base_graph, config)
+    base_report = lint_graph(base_graph, config, rules)
     head_graph = load_graph(head, config.input_shapes, unsafe_load_pickle=unsafe_load_pickle)
-    head_report = lint_graph(head_graph, config.override(reference=base_report.summary.to_dict()))
+    head_report = lint_graph(head_graph, config.override(reference=base_report.summary.to_dict()), rules)
     return diff_graphs(base_graph, base_report, head_graph, head_report)
