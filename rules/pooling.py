@@ -173,11 +173,11 @@ class ReceptiveFieldMissesInput(Rule):
                     "field must cover the whole input (the report's \"covers the input\"); lower it (e.g. "
                     "0.5) for tasks decided by local texture."),
     )
-    analyses = ("receptive_fields",)
+    analyses = ("receptive_fields", "summary_field")
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-input-coverage"]
-        cov = input_coverage(graph, ctx.analysis("receptive_fields"))
+        cov = input_coverage(graph, ctx.analysis("receptive_fields"), summary=ctx.analysis("summary_field"))
         if cov is None or cov.min_coverage >= limit:
             return
         yield ctx.finding(

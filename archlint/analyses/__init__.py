@@ -55,8 +55,10 @@ ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "peak_activation": lambda graph, get: peak_activation(graph),
     "plain_chains": lambda graph, get: plain_chains(graph),
     "weighted_depths": lambda graph, get: weighted_depths(graph),
-    "summary_receptive_field": lambda graph, get: summary_receptive_field(graph, get("receptive_fields")),
-    "summary_field": lambda graph, get: summary_field(graph, get("receptive_fields")),
+    "summary_receptive_field": lambda graph, get: summary_receptive_field(
+        graph, get("receptive_fields"), lost=get("lost_receptive_field")),
+    "summary_field": lambda graph, get: summary_field(graph, get("receptive_fields"),
+                                                      last=get("summary_receptive_field")),
     "lost_receptive_field": lambda graph, get: lost_receptive_field(graph, get("receptive_fields")),
     "stride_steps": lambda graph, get: stride_steps(graph, get("receptive_fields")),
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),

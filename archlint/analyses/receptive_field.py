@@ -61,6 +61,7 @@ import math
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from fractions import Fraction
+from types import EllipsisType
 
 from ..graph import Graph, Layer, Op
 from .shapes import spatial_dims
@@ -424,10 +425,7 @@ def _hull(fields: list[ReceptiveField]) -> ReceptiveField:
     spans = [_globalize(f) for f in fields]
     axes = []
     for a in range(len(spans[0].axes)):
-        pieces = [f.axes[a][0] for f in spans if len(f.axes) == len(spans[0].axes)]
-        start = min(p.start(0) for p in pieces)
-        end = max(p.end(0) for p in pieces)
-        axes.append((AxisField(0, end - start + 1, -start),))
+        axes.append(_union([f.axes[a][0] for f in spans if len(f.axes) == len(spans[0].axes)]))  # all stride 0
     context = any(f.global_context for f in fields)
     return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, context)
 
@@ -645,14 +643,16 @@ def lost_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None])
     return FieldLoss(lost, lost, _loss_reason(graph.layer(lost)))
 
 
-def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> str | None:
+def summary_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None], *,
+                            lost: FieldLoss | None | EllipsisType = ...) -> str | None:
     """Name of the model's last spatial map: the last layer whose output still holds positions.
 
     Its field may be global (a transformer's last token map). ``None`` when no layer holds
     positions, or when a model output's field is unknown (see :func:`lost_receptive_field`):
     an earlier layer with a known field is not the last spatial map, so it is not offered.
+    ``lost`` is :func:`lost_receptive_field`'s answer when the caller has it already.
     """
-    if lost_receptive_field(graph, fields) is not None:
+    if (lost_receptive_field(graph, fields) if lost is ... else lost) is not None:
         return None
     for layer in reversed(list(graph.layers())):
         field = fields.get(layer.name)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import EllipsisType
 from dataclasses import dataclass
 from dataclasses import fields as fields_of
 
@@ -167,8 +168,11 @@ class InputCoverage(SummaryField):
     head_op: str
 
 
-def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> InputCoverage | None:
+def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None], *,
+                   summary: SummaryField | None | EllipsisType = ...) -> InputCoverage | None:
     """Summary field of a network reduced to a global decision; ``None`` if there is none.
+
+    ``summary`` is :func:`summary_field`'s answer when the caller has it already.
 
     ``None`` when no layer has a known spatial field, when nothing after the summary layer
     is global (dense prediction: segmentation, detection maps) or when the input size is
@@ -189,7 +193,8 @@ def input_coverage(graph: Graph, fields: Mapping[str, ReceptiveField | None]) ->
     >>> cov.layer, cov.head, [int(s) for s in cov.size], cov.input_extent, cov.min_coverage, cov.covers
     ('c', 'gap', [3, 3], (64, 64), Fraction(3, 64), False)
     """
-    summary = summary_field(graph, fields)
+    if summary is ...:
+        summary = summary_field(graph, fields)
     if summary is None:
         return None
     last = summary.layer

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from types import EllipsisType
 
 from ..graph import Graph
 from .receptive_field import ReceptiveField, input_extent, summary_receptive_field
@@ -50,8 +51,11 @@ class SummaryField:
         return all(s >= n for s, n in zip(self.size, self.input_extent))
 
 
-def summary_field(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> SummaryField | None:
+def summary_field(graph: Graph, fields: Mapping[str, ReceptiveField | None], *,
+                  last: str | None | EllipsisType = ...) -> SummaryField | None:
     """The :class:`SummaryField` of ``graph``; ``None`` when no layer has a known spatial field.
+
+    ``last`` is :func:`summary_receptive_field`'s answer when the caller has it already.
 
     Examples
     --------
@@ -66,7 +70,8 @@ def summary_field(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> 
     >>> s.layer, [int(v) for v in s.size], s.input_extent, s.min_coverage, s.covers
     ('c', [3, 3], (32, 32), Fraction(3, 32), False)
     """
-    last = summary_receptive_field(graph, fields)
+    if last is ...:
+        last = summary_receptive_field(graph, fields)
     if last is None:
         return None
     field = fields[last]
