@@ -30,7 +30,7 @@ from archlint.reports.github import escape_data, escape_property, render_github
 from archlint.reports.html import render_html
 from archlint.reports.markdown import render_markdown
 from archlint.reports.sarif import render_sarif
-from archlint.reports.text import human
+from archlint.reports.text import human, render_text
 from archlint.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,9 +219,10 @@ def test_sarif_results_match_findings(sarif_doc, reports):
             related = [(loc["physicalLocation"]["artifactLocation"]["uri"], loc["physicalLocation"]["region"]
                         ["startLine"]) for loc in result.get("relatedLocations", ())]
             call = source_of(f, "source")
-            if f.defined_at and call:  # the forward call line sits beside the definition
+            beside = f.defined_at and call and f.source != f.defined_at
+            if beside:  # the forward call line sits beside the definition
                 assert (Path(call[0]).as_uri() if call[0].startswith("/") else call[0], call[1]) in related
-            assert len(related) == len(f.construction) + (1 if f.defined_at and call else 0)
+            assert len(related) == len(f.construction) + (1 if beside else 0)
     assert any(source_of(f) for _, f in findings), "the dynamo fixture should record Python sources"
     base = run["originalUriBaseIds"]["%SRCROOT%"]["uri"]
     assert base == ROOT.as_uri() + "/"
@@ -266,6 +267,21 @@ def test_sarif_edge_cases_validate(sarif_schema, tmp_path):
         "id": "AL999", "name": "odd-rule", "shortDescription": {"text": "odd-rule"},
         "fullDescription": {"text": "odd-rule"}, "help": {"text": "odd-rule", "markdown": "odd-rule"},
         "defaultConfiguration": {"level": "error"}}]
+
+
+def test_call_line_is_shown_only_where_it_differs_from_the_definition_line():
+    """Every format shows the forward call line beside the definition line only when they differ
+    (a SARIF related location equal to the primary one is noise to code scanning)."""
+    line = Source("/repo/net.py", 12)
+    same, other = (replace(ODD, defined_at=line, source=source) for source in (line, Source("/repo/net.py", 40)))
+    for finding, call_shown in ((same, False), (other, True)):
+        reports = [_report("/repo/m.onnx", [finding])]
+        result = json.loads(render_sarif(reports, base="/repo"))["runs"][0]["results"][0]
+        assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 12}
+        related = [loc["physicalLocation"]["region"]["startLine"] for loc in result.get("relatedLocations", ())]
+        assert related == ([40] if call_shown else [])
+        for render in (render_github, render_markdown, render_html, render_text):
+            assert ("net.py:40" in render(reports, base="/repo")) is call_shown, render
 
 
 # --- GitHub workflow commands -----------------------------------------------------------------

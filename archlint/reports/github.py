@@ -2,8 +2,9 @@
 
 GitHub turns these log lines into annotations on the pull request. The file and line are
 where the layer is defined (constructed: the line to edit) when known, else the line where
-``forward`` calls it, else the model file; the message names both lines. Severity maps to ``error``, ``warning`` and ``notice``. Escaping follows GitHub's
-runner: ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
+``forward`` calls it, else the model file; the message adds the call line when it differs
+from the definition line. Severity maps to ``error``, ``warning`` and ``notice``. Escaping
+follows GitHub's runner: ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import os
 from collections.abc import Sequence
 
 from ..report import Report, Severity
-from .locations import definition_and_call
-from .locations import is_file, relative_path
+from .locations import definition_and_call, distinct_call, is_file, relative_path
 
 __all__ = ["render_github", "escape_data", "escape_property", "COMMANDS"]
 
@@ -53,7 +53,7 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
                 props.append(f"file={escape_property(model)}")
             props.append(f"title={escape_property(f'{f.code} {f.rule}')}")
             # the annotation sits on the definition line; the message adds where forward calls it
-            call = definition_and_call(None, f.source, base) if f.defined_at else ""
+            call = definition_and_call(None, distinct_call(f.defined_at, f.source), base) if f.defined_at else ""
             message = f"{f.message} (layer {f.layer} of {model}{'; ' + call if call else ''})"
             if f.fix:
                 message += f"\nFix: {f.fix}"

@@ -13,7 +13,7 @@ from pathlib import PurePath
 
 from ..graph import Source
 
-__all__ = ["relative_path", "is_file", "shown", "shown_locations", "definition_and_call"]
+__all__ = ["relative_path", "is_file", "shown", "distinct_call", "shown_locations", "definition_and_call"]
 
 
 def relative_path(path: str, base: str) -> tuple[str, bool]:
@@ -48,6 +48,19 @@ def shown(source: Source | None, base: str) -> str:
     return f"{relative_path(source.file, base)[0]}:{source.line}"
 
 
+def distinct_call(defined_at: Source | None, source: Source | None) -> Source | None:
+    """The call line ``source`` when it is worth showing: ``None`` when it is the definition line.
+
+    Examples
+    --------
+    >>> distinct_call(Source("net.py", 12), Source("net.py", 12)) is None
+    True
+    >>> distinct_call(Source("net.py", 12), Source("net.py", 40))
+    Source(file='net.py', line=40)
+    """
+    return source if source != defined_at else None
+
+
 def shown_locations(defined_at: Source | None, source: Source | None, base: str) -> tuple[str, str]:
     """The definition line and the call line to show beside it; ``""`` for a part not shown.
 
@@ -58,8 +71,7 @@ def shown_locations(defined_at: Source | None, source: Source | None, base: str)
     >>> shown_locations(Source("/repo/net.py", 12), Source("/repo/net.py", 12), "/repo")
     ('net.py:12', '')
     """
-    call = shown(source, base) if source and source != defined_at else ""
-    return shown(defined_at, base), call
+    return shown(defined_at, base), shown(distinct_call(defined_at, source), base)
 
 
 def definition_and_call(defined_at: Source | None, source: Source | None, base: str) -> str:

@@ -11,8 +11,8 @@ holding it) and where ``forward`` calls it (``source``). The primary (first) loc
 definition line when known, else the call line, because code scanning annotates only the
 first location and the constructor call is what a reviewer changes; otherwise it is the
 model file. The model file is always among the locations, with a logical location naming
-the layer (kind ``module``, the PyTorch module path). The call line and the construction
-chain (innermost first) are ``relatedLocations``. A finding with a suggested edit carries
+the layer (kind ``module``, the PyTorch module path). The call line (when it differs from the
+definition line) and the construction chain (innermost first) are ``relatedLocations``. A finding with a suggested edit carries
 it as a ``fixes`` entry. ``partialFingerprints`` hash (model, code, layer), so an alert
 survives edits that move lines.
 """
@@ -28,7 +28,7 @@ from urllib.parse import quote
 from ..graph import Source
 from ..report import Finding, Report, RuleInfo, Severity
 from .json_text import dumps
-from .locations import is_file, relative_path
+from .locations import distinct_call, is_file, relative_path
 
 __all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS"]
 
@@ -36,8 +36,6 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 #: SARIF level of each severity.
 LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note"}
 _BASE_ID = "%SRCROOT%"
-
-
 
 
 def _artifact(path: str, base: str) -> dict:
@@ -80,8 +78,9 @@ def _python_location(source: Source | None, base: str, logical: list, text: str,
 def _related(finding: Finding, base: str, logical: list) -> list[dict]:
     """The call line, then the construction chain, as SARIF related locations."""
     related = []
-    if finding.source and finding.defined_at:
-        related.append(("forward calls layer " + finding.layer + " here", finding.source))
+    call = distinct_call(finding.defined_at, finding.source)
+    if call and finding.defined_at:  # else the call line is the primary location
+        related.append(("forward calls layer " + finding.layer + " here", call))
     chain = finding.construction
     for k, line in enumerate(chain):
         related.append((f"construction of layer {finding.layer}, step {k + 1} of {len(chain)} "
