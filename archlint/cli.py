@@ -16,6 +16,7 @@ import click
 
 from . import __version__
 from .errors import ArchlintError, ConfigError, RuleError
+from .gc_pause import skip_collection_at_exit
 from .report import Severity
 
 __all__ = ["main"]
@@ -434,6 +435,7 @@ app.add_command(diff_cli, "diff")
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every error into one line and exit 2."""
+    skip_collection_at_exit()
     try:
         app.main(args=argv, prog_name="archlint", standalone_mode=False)
     except click.exceptions.Exit as exc:

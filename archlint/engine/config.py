@@ -8,7 +8,6 @@ table in TOML; see :mod:`.options`). Command-line flags override the file.
 
 from __future__ import annotations
 
-import configparser
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,11 +17,6 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..report import Severity
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 __all__ = ["Config", "load_config", "find_config", "config_from_mapping", "parse_input_shapes"]
 
@@ -142,11 +136,23 @@ def config_from_mapping(data: Mapping[str, Any], where: str) -> Config:
     return config.override(options=options)
 
 
+def _parsers():
+    """The TOML and ini parser modules, imported only when a config file is there to read."""
+    import configparser
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    return tomllib, configparser
+
+
 def load_config(path: str | Path) -> Config:
     """Read ``[tool.archlint]`` from a ``.toml`` file or ``[archlint]`` from an ini-style file."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(f"{file}: config file not found")
+    tomllib, configparser = _parsers()
     try:
         if file.suffix == ".toml":
             data = tomllib.loads(file.read_text(encoding="utf-8"))
@@ -168,6 +174,7 @@ def find_config(start: str | Path = ".") -> Path | None:
     for folder in (here, *here.parents):
         pyproject = folder / "pyproject.toml"
         if pyproject.is_file():
+            tomllib, _ = _parsers()
             try:
                 if "archlint" in tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}):
                     return pyproject
@@ -175,6 +182,7 @@ def find_config(start: str | Path = ".") -> Path | None:
                 raise ConfigError(f"{pyproject}: cannot parse TOML") from None
         setup_cfg = folder / "setup.cfg"
         if setup_cfg.is_file():
+            _, configparser = _parsers()
             parser = configparser.ConfigParser(interpolation=None)
             try:
                 parser.read(setup_cfg, encoding="utf-8")
