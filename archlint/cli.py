@@ -226,33 +226,36 @@ class _RuleFlagsCommand(click.Command):
     command fails with the plugin's one-line error.
     """
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._rule_flags: list[click.Option] | None = None  # found on first use
+        self._rule_error: RuleError | None = None
+
     def get_params(self, ctx: click.Context) -> list[click.Parameter]:
         params = super().get_params(ctx)
-        if not hasattr(self, "_rule_params"):
-            taken = {opt for p in params for opt in getattr(p, "opts", ())}
-            self._rule_params, self._rule_error = [], None
+        if self._rule_flags is None:
             try:
-                self._rule_params = _rule_flag_params(taken)
+                self._rule_flags = _rule_flag_params({opt for p in params for opt in getattr(p, "opts", ())})
             except RuleError as exc:
-                self._rule_error = exc
-        return params[:-1] + self._rule_params + params[-1:]  # the help option stays last
+                self._rule_flags, self._rule_error = [], exc
+        return params[:-1] + self._rule_flags + params[-1:]  # the help option stays last
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)
         except click.UsageError:
-            if getattr(self, "_rule_error", None) is not None:
+            if self._rule_error is not None:
                 raise self._rule_error from None  # its flags may be the unknown ones
             raise
 
     def get_help(self, ctx: click.Context) -> str:
         text = super().get_help(ctx)
-        if getattr(self, "_rule_error", None) is not None:
+        if self._rule_error is not None:
             click.echo(f"archlint: warning: rule-option flags left out: {self._rule_error}", err=True)
         return text
 
     def invoke(self, ctx: click.Context):
-        if getattr(self, "_rule_error", None) is not None:
+        if self._rule_error is not None:
             raise self._rule_error
         return super().invoke(ctx)
 
