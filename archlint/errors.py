@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ArchlintError", "ModelLoadError", "ShapeError", "ConfigError", "RuleError"]
+__all__ = ["ArchlintError", "ModelLoadError", "ShapeError", "ConfigError", "RuleError", "one_line"]
 
 
 class ArchlintError(Exception):
@@ -36,3 +36,22 @@ class ConfigError(ArchlintError):
 
 class RuleError(ArchlintError):
     """A rule (built-in or plugin) failed to load or crashed while checking."""
+
+
+def one_line(exc: BaseException, *, named: bool = False) -> str:
+    r"""The first non-blank line of ``exc``'s message, cut to 200 characters, to quote in a one-line error.
+
+    A message-less exception gives its class name; ``named`` puts the class name in front.
+
+    Examples
+    --------
+    >>> one_line(ValueError("\n  bad shape\n  at node 3")), one_line(KeyError("x"), named=True)
+    ('bad shape', "KeyError: 'x'")
+    >>> one_line(RuntimeError())
+    'RuntimeError'
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    if named and lines:
+        text = f"{type(exc).__name__}: {text}"
+    return text if len(text) <= 200 else text[:197] + "..."

@@ -28,7 +28,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, one_line
 from ..graph import Graph
 
 __all__ = ["load_torch"]
@@ -197,7 +197,7 @@ def _load_file(path: str, input_shapes, example_inputs, unsafe: bool) -> Graph:
                 with quiet_torch():
                     script = torch.jit.load(str(file), map_location="cpu")
             except Exception as exc:
-                raise ModelLoadError(path, f"not a loadable TorchScript archive: {_one_line(exc)}") from None
+                raise ModelLoadError(path, f"not a loadable TorchScript archive: {one_line(exc)}") from None
             return _torchscript_graph(script, input_shapes, example_inputs, path)
     return _load_pickle(path, input_shapes, example_inputs, unsafe)
 
@@ -246,7 +246,7 @@ def _load_pt2(path: str, archive: zipfile.ZipFile, names: list[str]) -> Graph:
         with quiet_torch():
             program = torch.export.load(path)
     except Exception as exc:
-        raise ModelLoadError(path, f"not a loadable torch.export archive: {_one_line(exc)}") from None
+        raise ModelLoadError(path, f"not a loadable torch.export archive: {one_line(exc)}") from None
     return _with_traced_definitions(exported_program_graph(program, path), program)
 
 
@@ -264,12 +264,12 @@ def _load_pickle(path: str, input_shapes, example_inputs, unsafe: bool) -> Graph
             if "Unsupported global" in text or "weights_only" in text.lower() or "GLOBAL" in text:
                 raise ModelLoadError(path, f"refused: {_PICKLE_HELP}") from None
             raise ModelLoadError(path, f"not a PyTorch file archlint can read (.pt2, TorchScript): "
-                                       f"{_one_line(exc)}") from None
+                                       f"{one_line(exc)}") from None
         try:
             with quiet_torch():
                 obj = torch.load(path, weights_only=False, map_location="cpu")
         except Exception as exc2:
-            raise ModelLoadError(path, f"cannot load the pickle: {_one_line(exc2)}") from None
+            raise ModelLoadError(path, f"cannot load the pickle: {one_line(exc2)}") from None
     if isinstance(obj, torch.nn.Module):
         return _object_graph(obj, input_shapes, example_inputs, path)
     if isinstance(obj, dict):
@@ -301,14 +301,8 @@ def _torchscript_graph(script, input_shapes, example_inputs, source: str) -> Gra
         with quiet_torch():
             torch.onnx.export(script, args, buffer, dynamo=False, opset_version=17)
     except Exception as exc:
-        raise ModelLoadError(source, f"cannot convert the TorchScript model: {_one_line(exc)}") from None
+        raise ModelLoadError(source, f"cannot convert the TorchScript model: {one_line(exc)}") from None
     model = onnx.load_from_string(buffer.getvalue())
     graph = onnx_graph(prepare_onnx(model, source))
     graph.graph["format"] = "torchscript"
     return _with_class_definitions(graph, _script_classes(script), ())
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

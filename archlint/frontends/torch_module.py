@@ -60,7 +60,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import ShapeError
+from ..errors import ShapeError, one_line
 from ..graph import Graph, Layer, Op, Source
 from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace
@@ -69,7 +69,7 @@ from .torch_inputs import meta_inputs, real_like
 from .torch_parts import part_graph
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name,
                         recurrent_layers, shape_of, target_name)
-from .torch_quiet import first_line, quiet_torch
+from .torch_quiet import quiet_torch
 from .torch_trace import TORCH_DIR, FxTracer, meta_values
 
 __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
@@ -119,13 +119,13 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
         try:
             gm = FxTracer.trace_module(module)
         except Exception as exc:  # fx cannot trace this module: data-dependent control flow etc.
-            fx_problem = f"{type(exc).__name__}: {exc}"
+            fx_problem = one_line(exc, named=True)
             gm = None
         if gm is not None:
             try:
                 values = meta_values(gm, inputs)
             except Exception as exc:
-                fx_problem = f"{type(exc).__name__}: {exc}"
+                fx_problem = one_line(exc, named=True)
                 gm = None
         if gm is not None:
             graph = _Converter(gm.graph, values, source, module=gm).build()
@@ -133,17 +133,13 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
         try:
             program = torch.export.export(module, tuple(real_like(t) for t in inputs), strict=False)
         except Exception as exc:
-            problem = f"torch.fx failed ({first_line(fx_problem)}) and torch.export failed ({_problem(exc)})"
+            problem = f"torch.fx failed ({fx_problem}) and torch.export failed ({one_line(exc, named=True)})"
         else:
             graph = exported_program_graph(program, source)
             graph.graph["notes"].append("traced with torch.export (torch.fx could not trace the module: "
-                                        f"{first_line(fx_problem)})")
+                                        f"{fx_problem})")
             return graph
         return part_graph(module, _real_inputs(example_inputs, inputs), {}, source, problem)
-
-
-def _problem(exc: Exception) -> str:
-    return first_line(f"{type(exc).__name__}: {exc}")
 
 
 def _structured(example_inputs: Any) -> bool:

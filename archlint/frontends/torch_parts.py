@@ -22,9 +22,8 @@ import torch
 from torch import nn
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..errors import ModelLoadError
+from ..errors import ModelLoadError, one_line
 from ..graph import Graph, Layer, Op
-from .torch_quiet import first_line
 
 __all__ = ["part_graph"]
 
@@ -71,7 +70,7 @@ def _record_calls(model: nn.Module, args: tuple, kwargs: dict, source: str) -> d
             model(*args, **kwargs)
     except Exception as exc:
         raise ModelLoadError(source, f"cannot trace the module, and it does not run on the example inputs "
-                                     f"either ({first_line(f'{type(exc).__name__}: {exc}')})") from None
+                                     f"either ({one_line(exc, named=True)})") from None
     finally:
         for handle in handles:
             handle.remove()

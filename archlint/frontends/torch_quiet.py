@@ -1,4 +1,4 @@
-"""Keeping torch quiet: its warnings, log lines, prints and stderr dumps silenced, its error messages cut to one line."""
+"""Keeping torch quiet: its warnings, log lines, prints and stderr dumps silenced."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 import logging
 import warnings
 
-__all__ = ["quiet_torch", "first_line"]
+__all__ = ["quiet_torch"]
 
 
 def quiet_torch():
@@ -39,10 +39,4 @@ class _Quiet(contextlib.AbstractContextManager):
             logging.getLogger(name).setLevel(level)
         self._stack.close()
         return False
-
-
-def first_line(text: str) -> str:
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    text = lines[0] if lines else str(text)
-    return text if len(text) <= 200 else text[:197] + "..."
 

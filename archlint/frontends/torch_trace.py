@@ -20,8 +20,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from ..errors import one_line
 from .torch_ops import int_tuple, target_name
-from .torch_quiet import first_line
 
 __all__ = ["FxTracer", "meta_values", "TORCH_DIR"]
 
@@ -200,7 +200,7 @@ def meta_values(gm: fx.GraphModule, inputs: tuple[torch.Tensor, ...]) -> dict[fx
                 else:
                     env[node] = getattr(x, node.target)(*args[1:], **load(node.kwargs))
         except Exception as exc:
-            raise RuntimeError(f"node '{node.name}' ({target_name(node)}): {type(exc).__name__}: "
-                               f"{first_line(str(exc))}") from None
+            raise RuntimeError(f"node '{node.name}' ({target_name(node)}): "
+                               f"{one_line(exc, named=True)}") from None
     return env
 
