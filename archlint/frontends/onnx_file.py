@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelLoadError, ShapeError
+from ..errors import ModelLoadError, ShapeError, one_line
 from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_control import inline_branches
@@ -437,10 +437,6 @@ def _run_inference(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
 
 
-def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-
-
 def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelProto:
     """Shape-infer ``model``; declared shapes that contradict inference are dropped from it (and noted).
 
@@ -454,14 +450,14 @@ def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelP
     except Exception as exc:
         declared = {v.name: _dims_text(v) for v in _declared(model)}
         if not declared:
-            raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
+            raise ShapeError(source, f"shape inference failed: {one_line(exc)}") from None
     del model.graph.value_info[:]
     for value in model.graph.output:
         value.ClearField("type")
     try:
         inferred = _run_inference(model)
     except Exception as exc:
-        raise ShapeError(source, f"shape inference failed: {_first_line(exc)}") from None
+        raise ShapeError(source, f"shape inference failed: {one_line(exc)}") from None
     wrong = _contradictions(declared, inferred)
     shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
     shown = shown or "a declared element type or shape made inference fail"
