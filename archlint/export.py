@@ -58,7 +58,9 @@ def export_onnx(module: Any, example_inputs: Any, path: str | os.PathLike, expor
         raise ValueError(f"exporter must be one of {', '.join(EXPORTERS)}, not {exporter!r}")
     import torch
 
-    args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+    from .frontends.torch_inputs import example_args
+
+    args = example_args(example_inputs)
     if input_names is not None:
         kwargs["input_names"] = list(input_names)
     if opset is not None or exporter == "legacy":

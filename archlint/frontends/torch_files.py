@@ -285,11 +285,11 @@ def _torchscript_graph(script, input_shapes, example_inputs, source: str) -> Gra
 
     from .onnx_file import prepare_onnx
     from .onnx_graph import onnx_graph
+    from .torch_inputs import example_args
     from .torch_quiet import quiet_torch
 
     if example_inputs is not None:
-        items = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-        args = tuple(torch.zeros(t.shape, dtype=t.dtype) for t in items)
+        args = tuple(torch.zeros(t.shape, dtype=t.dtype) for t in example_args(example_inputs))
     elif input_shapes is not None and not isinstance(input_shapes, dict):
         args = (torch.zeros(tuple(input_shapes)),)
     elif input_shapes:

@@ -11,7 +11,12 @@ from torch import nn
 
 from ..errors import ModelLoadError
 
-__all__ = ["meta_inputs", "real_like"]
+__all__ = ["example_args", "meta_inputs", "real_like"]
+
+
+def example_args(example_inputs: Any) -> tuple:
+    """The example inputs as positional arguments: a tuple or list as a tuple, anything else alone in one."""
+    return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
 
 
 def _forward_arg_names(module: nn.Module) -> list[str]:
@@ -27,7 +32,7 @@ def meta_inputs(module: nn.Module, example_inputs: Any, input_shapes: Any,
                     source: str) -> tuple[torch.Tensor, ...]:
     """Meta tensors with the shapes and dtypes of the inputs."""
     if example_inputs is not None:
-        items = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        items = example_args(example_inputs)
         if not all(isinstance(t, torch.Tensor) for t in items):
             raise ModelLoadError(source, "example_inputs must be a tensor or a tuple of tensors")
         return tuple(torch.empty(t.shape, dtype=t.dtype, device="meta") for t in items)

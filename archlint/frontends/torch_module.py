@@ -65,7 +65,7 @@ from ..graph import Graph, Layer, Op, Source
 from .naming import NameHint, layer_names
 from .sources import local_source, source_from_trace
 from .torch_open import open_call
-from .torch_inputs import meta_inputs, real_like
+from .torch_inputs import example_args, meta_inputs, real_like
 from .torch_parts import part_graph
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name,
                         recurrent_layers, shape_of, target_name)
@@ -111,9 +111,8 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
     """
     source = source or f"<{type(module).__name__}>"
     if _structured(example_inputs):  # lists or dicts of tensors: traced from the root down, part by part
-        args = tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
         with quiet_torch():
-            return part_graph(module, args, {}, source, "its inputs hold lists, tuples or dicts")
+            return part_graph(module, example_args(example_inputs), {}, source, "its inputs hold lists, tuples or dicts")
     inputs = meta_inputs(module, example_inputs, input_shapes, source)
     with quiet_torch(), torch.no_grad():
         try:
@@ -144,14 +143,14 @@ def torch_graph(module: nn.Module, example_inputs: Any = None, input_shapes: Any
 
 def _structured(example_inputs: Any) -> bool:
     """Example inputs holding lists, tuples or dicts (a detector's list of images)."""
-    items = example_inputs if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
-    return example_inputs is not None and any(isinstance(item, (tuple, list, dict)) for item in items)
+    return example_inputs is not None and any(isinstance(item, (tuple, list, dict))
+                                              for item in example_args(example_inputs))
 
 
 def _real_inputs(example_inputs: Any, inputs: tuple) -> tuple:
     """The example tensors themselves, or seeded random tensors shaped like the meta ``inputs``."""
     if example_inputs is not None:
-        return tuple(example_inputs) if isinstance(example_inputs, (tuple, list)) else (example_inputs,)
+        return example_args(example_inputs)
     generator = torch.Generator().manual_seed(0)
     return tuple(torch.randn(t.shape, generator=generator).to(t.dtype) for t in inputs)
 
