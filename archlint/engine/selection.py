@@ -10,12 +10,12 @@ The most specific selector wins, as in ruff: ``select = ["XY2"]`` with
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import ConfigError
 from ..rule import Rule
 
-__all__ = ["selected_rules", "specificity", "names_rule"]
+__all__ = ["selected_rules", "specificity", "names_rule", "names_any"]
 
 
 def specificity(selector: str, code: str, name: str) -> int:
@@ -40,13 +40,14 @@ def names_rule(selector: str, code: str, name: str) -> bool:
     return specificity(selector, code, name) >= 0
 
 
-def _specificity(selector: str, rule: type[Rule]) -> int:
-    return specificity(selector, rule.code, rule.name)
+def names_any(selector: str, rules: Iterable[type[Rule]]) -> bool:
+    """Whether ``selector`` names at least one of ``rules``."""
+    return any(names_rule(selector, r.code, r.name) for r in rules)
 
 
 def _check_known(selectors: Sequence[str], rules: Sequence[type[Rule]], key: str) -> None:
     for s in selectors:
-        if s.upper() != "ALL" and not any(_specificity(s, r) >= 0 for r in rules):
+        if s.upper() != "ALL" and not names_any(s, rules):
             known = ", ".join(r.code for r in rules)
             raise ConfigError(f"{key}: {s!r} matches no rule code, prefix or name (rules: {known})")
 
@@ -73,8 +74,8 @@ def selected_rules(rules: Sequence[type[Rule]], select: Sequence[str],
     _check_known(ignore, rules, "ignore")
     enabled = []
     for rule in rules:
-        chosen = max((_specificity(s, rule) for s in select), default=-1)
-        dropped = max((_specificity(s, rule) for s in ignore), default=-1)
+        chosen = max((specificity(s, rule.code, rule.name) for s in select), default=-1)
+        dropped = max((specificity(s, rule.code, rule.name) for s in ignore), default=-1)
         if chosen >= 0 and chosen > dropped:
             enabled.append(rule)
     return enabled

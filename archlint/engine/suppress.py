@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..graph import Graph
 from ..report import Finding
 from ..rule import Rule
-from .selection import names_rule
+from .selection import names_any, names_rule
 
 __all__ = ["Suppressions", "parse_marker"]
 
@@ -63,7 +63,7 @@ class Suppressions:
         known = list(rules)
         for glob, codes in per_node.items():
             for code in codes:
-                if code != "ALL" and not any(names_rule(code, r.code, r.name) for r in known):
+                if code != "ALL" and not names_any(code, known):
                     raise ConfigError(f"per-node-ignores '{glob}': {code!r} matches no known rule")
         inline = {}
         for layer in graph.layers():
@@ -91,12 +91,10 @@ class Suppressions:
 
     def unused(self, ran: Sequence[type[Rule]]) -> list[str]:
         """Suppressions of rules that ran but silenced nothing, one sentence each."""
-        def ran_rule(code: str) -> bool:
-            return any(names_rule(code, r.code, r.name) for r in ran)
         notes = []
         entries = [(f"per-node-ignores '{g}'", c) for g, cs in self.per_node.items() for c in cs]
         entries += [(f"inline marker on '{n}'", c) for n, cs in self.inline.items() for c in cs]
         for where, code in entries:
-            if (where, code) not in self.used and ran_rule(code):
+            if (where, code) not in self.used and names_any(code, ran):
                 notes.append(f"unused suppression: {where} for {code} silenced nothing")
         return notes
