@@ -5,7 +5,10 @@ Checked on a small CRNN (conv features read as a sequence by a two-layer recurre
 network, then a linear head) against torch's FlopCounterMode (FLOPs = 2 x MACs; oneDNN is
 switched off so that the LSTM runs as the matrix products FlopCounterMode sees) and
 against the formula by hand, layer by layer. The PyTorch path reads ``nn.LSTM``/``nn.GRU``/
-``nn.RNN`` as the same layers (one per stacked layer) and is checked against both and the ONNX path.
+``nn.RNN`` as the same layers (one per stacked layer) and is checked against both and the ONNX path;
+a saved ``torch.export`` program (where they are one ATen ``lstm``/``gru``/``rnn_tanh`` operator)
+reads the same way. Both paths name the layers of a stacked module alike (``rnn``, ``rnn_1``),
+so ``archlint diff`` pairs them.
 """
 
 from __future__ import annotations
@@ -45,6 +48,14 @@ def flop_counter_macs(module, x) -> int:
         with torch.no_grad(), torch.backends.mkldnn.flags(enabled=False), FlopCounterMode(display=False) as counter:
             module(x)
     return counter.get_total_flops() // 2
+
+
+def save_program(module, x, path):
+    """``module`` saved as a ``torch.export`` program (``.pt2``)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # export warns that nn.RNNBase assigns _flat_weights
+        torch.export.save(torch.export.export(module, (x,)), path)
+    return path
 
 
 def hand_macs(kind: str, directions: int) -> list[int]:
@@ -94,14 +105,55 @@ def test_torch_recurrent_module_reports_like_its_onnx_export(tmp_path, kind, bid
     report = archlint.lint(module, example_inputs=x)
     recurrent = [row for row in report.layers if row.op == "recurrent"]
     assert [row.macs for row in recurrent] == hand_macs(kind, 2 if bidirectional else 1)
+    assert [row.name for row in recurrent] == ["rnn", "rnn_1"]
     assert {row.source_op for row in recurrent} == {kind}
     assert report.summary.macs == flop_counter_macs(module, x)
     assert report.summary.params == sum(p.numel() for p in module.parameters())
     assert not report.summary.unsupported_ops
     onnx_report = archlint.lint(export_onnx(module, x, tmp_path / "crnn.onnx", "legacy"))
-    assert [(row.macs, row.params) for row in recurrent] == [
-        (row.macs, row.params) for row in onnx_report.layers if row.op == "recurrent"]
+    assert [(row.name, row.macs, row.params) for row in recurrent] == [
+        (row.name, row.macs, row.params) for row in onnx_report.layers if row.op == "recurrent"]
     assert (report.summary.macs, report.summary.params) == (onnx_report.summary.macs, onnx_report.summary.params)
+
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_diff_pairs_the_stacked_layers_of_a_module_and_its_onnx_export(tmp_path, exporter):
+    """The ONNX file holds the exporter's Transpose and Reshape of each layer's output in the
+    module's scope too: the recurrent layers are still named by their module, as on the
+    PyTorch path, so the diff pairs them instead of listing them as removed and added."""
+    from archlint.api import lint_graph
+    from archlint.diff import diff_graphs
+    from archlint.frontends import load_graph
+
+    torch.manual_seed(0)
+    module, x = CRNN("LSTM", True).eval(), torch.randn(1, 1, 8, STEPS)
+    base = load_graph(module, example_inputs=x)
+    head = load_graph(export_onnx(module, x, tmp_path / "crnn.onnx", exporter))
+    d = diff_graphs(base, lint_graph(base), head, lint_graph(head))
+    assert {"rnn", "rnn_1"} <= set(d.matched) and d.matched["rnn"] == "rnn" and d.matched["rnn_1"] == "rnn_1"
+    assert not [name for name in d.removed if name.startswith("rnn")]
+    assert d.totals["macs"]["delta"] == 0 and d.totals["params"]["delta"] == 0
+
+
+@pytest.mark.parametrize(("kind", "layers", "bidirectional"),
+                         [pytest.param(kind, layers, bi, id=f"{kind}-{layers}-{'bi' if bi else 'uni'}")
+                          for kind in ("LSTM", "GRU", "RNN") for layers, bi in ((1, False), (2, True))])
+def test_saved_export_program_reads_recurrent_modules_as_recurrent_layers(tmp_path, kind, layers, bidirectional):
+    """``torch.export`` keeps ``nn.LSTM``/``nn.GRU``/``nn.RNN`` as one ATen operator, which was
+    opened into its per-step matrix products (a table of hundreds of rows)."""
+    torch.manual_seed(0)
+    directions = 2 if bidirectional else 1
+    module = CRNN(kind, bidirectional).eval()
+    module.rnn = getattr(torch.nn, kind)(FEATURES, HIDDEN, num_layers=layers, bidirectional=bidirectional)
+    x = torch.randn(1, 1, 8, STEPS)
+    report = archlint.lint(save_program(module, x, tmp_path / "crnn.pt2"))
+    recurrent = [row for row in report.layers if row.op == "recurrent"]
+    assert [row.macs for row in recurrent] == hand_macs(kind, directions)[:layers]
+    assert [row.name for row in recurrent] == ["rnn", "rnn_1"][:layers]
+    assert len(report.layers) == 5 + layers  # input, conv, its reshapes, the recurrent layers, fc
+    assert report.summary.macs == flop_counter_macs(module, x)
+    assert report.summary.params == sum(p.numel() for p in module.parameters())
+    assert not report.summary.unsupported_ops
 
 
 class Tagger(torch.nn.Module):
@@ -126,3 +178,14 @@ def test_torch_batch_first_multilayer_lstm_counts_every_layer_by_the_formula():
         steps_batch * 2 * 4 * 16 * (size + 16) for size in sizes]
     assert report.summary.macs == flop_counter_macs(module, x)
     assert report.summary.params == sum(p.numel() for p in module.parameters())
+
+
+def test_saved_export_program_of_a_batch_first_multilayer_lstm_reports_like_the_module(tmp_path):
+    torch.manual_seed(0)
+    module, x = Tagger().eval(), torch.randn(3, 7, 24)
+    saved = archlint.lint(save_program(module, x, tmp_path / "tagger.pt2"))
+    live = archlint.lint(module, example_inputs=x)
+    assert [(row.name, row.op, row.macs, row.params) for row in saved.layers] == [
+        (row.name, row.op, row.macs, row.params) for row in live.layers]
+    assert saved.summary.macs == flop_counter_macs(module, x)
+    assert saved.summary.params == sum(p.numel() for p in module.parameters())

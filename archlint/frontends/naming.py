@@ -1,7 +1,10 @@
 """Layer names, one algorithm for both frontends (module paths, as the ONNX exporters name things).
 
-A conv or linear whose weight is the parameter ``P.weight`` is named ``P``. Otherwise a
-layer is named by the innermost module it runs in: the module path itself when that module
+A conv or linear whose weight is the parameter ``P.weight`` is named ``P``. A recurrent
+layer (LSTM, GRU, RNN) is named by the module it runs in, which owns its weights
+(``rnn.weight_ih_l0``): a stacked ``nn.LSTM`` called ``rnn`` gives ``rnn`` and ``rnn_1``
+whether the ONNX file holds other ops in that scope (the exporters' Transpose and Reshape
+of the output) or not. Otherwise a layer is named by the innermost module it runs in: the module path itself when that module
 contains no other scope and all its layers have one op type (``layer1.0.relu``), else
 ``path/OpType`` with the ONNX op type (``layer1.0/Add``; ``Add`` at the root). Layers with no
 known scope keep their node's name. Repeats get ``_1``, ``_2``... in graph order.
@@ -17,6 +20,9 @@ from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 __all__ = ["NameHint", "layer_names", "containers", "unique_names"]
+
+#: ONNX op types of recurrent layers, named by their module.
+_RECURRENT_TYPES = frozenset({"LSTM", "GRU", "RNN"})
 
 
 class NameHint(NamedTuple):
@@ -35,9 +41,11 @@ def layer_names(hints: Sequence[NameHint], reserved: Iterable[str] = ()) -> list
     --------
     >>> layer_names([NameHint("layer1.0", "Conv", "layer1.0.conv1"), NameHint("layer1.0", "Add"),
     ...              NameHint("layer1.0.relu", "Relu"), NameHint("layer1.0.relu", "Relu"),
-    ...              NameHint("", "Flatten"), NameHint(None, "Gemm", node_name="fc_node")])  # doctest: +NORMALIZE_WHITESPACE
+    ...              NameHint("", "Flatten"), NameHint(None, "Gemm", node_name="fc_node"),
+    ...              NameHint("rnn", "LSTM"), NameHint("rnn", "LSTM"), NameHint("rnn", "Transpose")])  # doctest: +NORMALIZE_WHITESPACE
     [('layer1.0.conv1', 'module'), ('layer1.0/Add', 'scope'), ('layer1.0.relu', 'module'),
-     ('layer1.0.relu_1', 'module'), ('Flatten', 'scope'), ('fc_node', 'node')]
+     ('layer1.0.relu_1', 'module'), ('Flatten', 'scope'), ('fc_node', 'node'),
+     ('rnn', 'module'), ('rnn_1', 'module'), ('rnn/Transpose', 'scope')]
     """
     outer = containers(h.scope for h in hints)
     by_scope: dict[str, set[str]] = defaultdict(set)
@@ -50,6 +58,8 @@ def layer_names(hints: Sequence[NameHint], reserved: Iterable[str] = ()) -> list
             raw.append((h.weight_module, "module"))
         elif h.scope is None:
             raw.append((h.node_name or h.op_type, "node"))
+        elif h.scope and h.op_type in _RECURRENT_TYPES:
+            raw.append((h.scope, "module"))
         elif h.scope and h.scope not in outer and len(by_scope[h.scope]) == 1:
             raw.append((h.scope, "module"))
         else:

@@ -68,7 +68,7 @@ from .torch_open import open_call
 from .torch_inputs import example_args, meta_inputs, real_like
 from .torch_parts import part_graph
 from .torch_ops import (ALIASES, IGNORED_MODULE_TYPES, OpSpecs, argument, flatten_args, function_name,
-                        recurrent_layers, shape_of, target_name)
+                        recurrent_call_layers, recurrent_layers, shape_of, target_name)
 from .torch_quiet import quiet_torch
 from .torch_trace import TORCH_DIR, FxTracer, meta_values
 
@@ -392,11 +392,21 @@ class _Converter:
                 return
             stacked = recurrent_layers(module, self.ops.value_shape(data[0])) if data else None
             if stacked is not None:
-                self._recurrent(node, stacked, data[0])
+                params = dict(module.named_parameters())
+                self._recurrent(node, [(otype, fields, [_Use(id(params[n]), tuple(params[n].shape),
+                                                             f"{node.target}.{n}") for n in names])
+                                       for otype, fields, names in stacked], data[0], node.target)
                 return
             spec = self.ops.module_spec(node, module, data)
             weight_module = None
         else:
+            stacked = recurrent_call_layers(node, self.values) if node.args and node.args[0] in self.producer \
+                else None
+            if stacked is not None and all(self._param_target(p) for _, _, params in stacked for p in params):
+                stack = self._scope_stack(node)
+                self._recurrent(node, [(otype, fields, [self._param_use(p) for p in params])
+                                       for otype, fields, params in stacked], node.args[0], stack[-1] if stack else "")
+                return
             name = function_name(node)
             if name in ALIASES and data and node.args and node.args[0] is data[0]:
                 self.producer[node] = self.producer[data[0]]
@@ -436,21 +446,18 @@ class _Converter:
         self.entries[key] = entry
         self.producer[node] = (key, 0)
 
-    def _recurrent(self, node: fx.Node, stacked: list, data: fx.Node) -> None:
-        """A recurrent module call as a chain of recurrent layers, one per stacked layer, each
-        with the parameters of its own layer (see :func:`.torch_ops.recurrent_layers`)."""
+    def _recurrent(self, node: fx.Node, stacked: list[tuple[str, dict, list[_Use]]], sequence: fx.Node,
+                   scope: str) -> None:
+        """A recurrent module call (or its ATen operator in a ``torch.export`` program) as a chain
+        of recurrent layers, one per stacked layer, each with the parameters of its own layer
+        (see :func:`.torch_ops.recurrent_layers` and :func:`.torch_ops.recurrent_call_layers`)."""
         out_shape = shape_of(self.values[node][0])
-        source, producer = self._source(node), self.producer[data]
-        in_shape = self.ops.value_shape(data)
-        module = self.module.get_submodule(node.target)
-        params = dict(module.named_parameters())
-        for k, (otype, fields, names) in enumerate(stacked):
-            uses = [_Use(id(params[n]), tuple(params[n].shape), f"{node.target}.{n}") for n in names]
+        source, producer, in_shape = self._source(node), self.producer[sequence], self.ops.value_shape(sequence)
+        for k, (otype, fields, uses) in enumerate(stacked):
             self.uses.extend(uses)
             key = f"%{node.name}" if k == len(stacked) - 1 else f"%{node.name}/{k}"
-            self.entries[key] = _Entry(node, Op.RECURRENT, otype, type(module).__name__, fields, [producer],
-                                       [u.shape for u in uses], node.target, None, source, out_shape, (in_shape,),
-                                       key=key)
+            self.entries[key] = _Entry(node, Op.RECURRENT, otype, otype, fields, [producer], [u.shape for u in uses],
+                                       scope, None, source, out_shape, (in_shape,), key=key)
             producer, in_shape = (key, 0), out_shape
         self.producer[node] = producer
 

@@ -18,7 +18,7 @@ from ..graph import Op
 from .einsum import einsum_contraction
 
 __all__ = ["OpSpecs", "ONNX_TYPE", "ALIASES", "IGNORED_MODULE_TYPES", "target_name", "function_name",
-           "int_tuple", "shape_of", "argument", "flatten_args", "recurrent_layers"]
+           "int_tuple", "shape_of", "argument", "flatten_args", "recurrent_layers", "recurrent_call_layers"]
 
 #: ONNX op type used in ``scope/OpType`` names, per canonical op (when no finer type is known).
 ONNX_TYPE = {Op.CONV: "Conv", Op.CONV_TRANSPOSE: "ConvTranspose", Op.MAX_POOL: "MaxPool",
@@ -87,6 +87,45 @@ def recurrent_layers(m: nn.Module, x: tuple[int, ...] | None) -> list[tuple[str,
                  if getattr(m, f"{kind}{suffix}", None) is not None]
         layers.append((otype, dict(in_channels=size, out_channels=m.hidden_size, gates=gates,
                                    directions=directions), names))
+    return layers
+
+
+#: ATen recurrent operators (what ``nn.LSTM``/``nn.GRU``/``nn.RNN`` become in a ``torch.export``
+#: program) -> (ONNX op type, gates per cell).
+_RECURRENT_ATEN = {"lstm": ("LSTM", 4), "gru": ("GRU", 3), "rnn_tanh": ("RNN", 1), "rnn_relu": ("RNN", 1)}
+
+
+def recurrent_call_layers(node: fx.Node, values: dict) -> list[tuple[str, dict, list]] | None:
+    """An ATen ``lstm``/``gru``/``rnn_tanh``/``rnn_relu`` call on a batched sequence read as
+    :func:`recurrent_layers` reads the module: per stacked layer its ONNX op type, its fields
+    and the argument nodes of the parameters it uses (input and hidden weights, then biases,
+    per direction).
+
+    ``None`` where the call is not counted this way (a packed or unbatched sequence, an LSTM
+    with projections): the converter then opens it into its matrix products.
+    """
+    target = node.target
+    if node.op != "call_function" or not isinstance(target, torch._ops.OpOverload) \
+            or target._overloadname != "input" or target_name(node) not in _RECURRENT_ATEN:
+        return None
+    otype, gates = _RECURRENT_ATEN[target_name(node)]
+    x = shape_of(values.get(node.args[0]))
+    params, has_biases, num_layers, bidirectional = node.args[2], node.args[3], node.args[4], node.args[7]
+    directions = 2 if bidirectional else 1
+    per_direction = 4 if has_biases else 2
+    shapes = [shape_of(values.get(p)) for p in params]
+    if not x or len(x) != 3 or len(params) != num_layers * directions * per_direction \
+            or any(s is None or len(s) != (2 if i % per_direction < 2 else 1) for i, s in enumerate(shapes)):
+        return None
+    layers = []
+    for k in range(num_layers):
+        first = k * directions * per_direction
+        w_ih, w_hh = shapes[first], shapes[first + 1]
+        hidden = w_hh[1]
+        if w_hh[0] != gates * hidden or w_ih[0] != gates * hidden:  # projections: another hidden size
+            return None
+        layers.append((otype, dict(in_channels=w_ih[1], out_channels=hidden, gates=gates, directions=directions),
+                       list(params[first:first + directions * per_direction])))
     return layers
 
 
