@@ -23,7 +23,9 @@ class SummaryField:
     """Receptive field of ``layer`` (size, effective stride and padding per axis) on the input.
 
     ``input_extent`` is the spatial size of the model input the layer reads (empty when
-    unknown); ``global_context`` says a globally pooled branch joined in on the way.
+    unknown); ``global_context`` says a globally pooled branch joined in on the way;
+    ``is_global`` that every position of the layer's map already sees the whole input (a
+    token map after attention over all positions).
     """
 
     layer: str
@@ -32,6 +34,7 @@ class SummaryField:
     padding: tuple[Fraction, ...]
     input_extent: tuple[int, ...]
     global_context: bool
+    is_global: bool
 
     @property
     def coverage(self) -> tuple[Fraction, ...]:
@@ -76,4 +79,4 @@ def summary_field(graph: Graph, fields: Mapping[str, ReceptiveField | None], *,
         return None
     field = fields[last]
     return SummaryField(last, field.size, field.stride, field.padding, tuple(input_extent(graph, last)),
-                        field.global_context)
+                        field.global_context, field.is_global)

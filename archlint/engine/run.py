@@ -101,7 +101,7 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
     if summary is not None:
         field_summary = FieldSummary(summary.layer, summary.size, summary.stride, summary.padding,
                                      summary.input_extent, summary.covers, summary.global_context,
-                                     analyses("receptive_fields")[summary.layer].is_global)
+                                     summary.is_global)
     other: dict[str, int] = {}
     for row in rows:
         if row.other_ops:
