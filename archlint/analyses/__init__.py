@@ -21,7 +21,7 @@ from .paths import plain_chains, weighted_depths
 from .receptive_field import lost_receptive_field, receptive_fields, summary_receptive_field
 from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
 from .upsampling import phase_coverages
-from .summary_field import summary_field
+from .model_field import summary_field
 
 __all__ = ["ANALYSES", "Analysis", "window_coverages"]
 

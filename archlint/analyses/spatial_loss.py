@@ -26,7 +26,7 @@ from ..graph import Graph, Layer, Op
 from .macs import Cost
 from .receptive_field import ReceptiveField
 from .shapes import whole_map_window
-from .summary_field import SummaryField, summary_field
+from .model_field import SummaryField, summary_field
 
 __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage"]
 

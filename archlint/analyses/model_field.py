@@ -1,4 +1,4 @@
-"""The model's summary receptive field and how much of the input it covers, computed once.
+"""The receptive field of the model as a whole (its summary field) and how much of the input it covers.
 
 The summary field is that of the last layer whose output still has spatial extent
 (:func:`~archlint.analyses.receptive_field.summary_receptive_field`). The report's summary,
