@@ -27,6 +27,15 @@ _SI = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
 _COUNT = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE]([+-]?[0-9]+))?\s*([kKMGT]i?)?\s*$")
 
 
+def _no_limit(value: Any, expected: str) -> bool:
+    """Whether a limit option's ``value`` means no limit (``None``, ``"none"`` or empty); a bool is refused."""
+    if value is None or str(value).strip().lower() in ("none", ""):
+        return True
+    if isinstance(value, bool):
+        raise ValueError(f"expected {expected}, got {value!r}")
+    return False
+
+
 class Count(int):
     """A non-negative count written with an optional SI suffix (an option type: ``N`` on the command line).
 
@@ -43,18 +52,17 @@ class Count(int):
     """
 
     metavar = "N"
+    expected = "a count like 4.5G, 30M or 1200"
 
     def __new__(cls, value):
-        if value is None or str(value).strip().lower() in ("none", ""):
+        if _no_limit(value, cls.expected):
             return None
-        if isinstance(value, bool):
-            raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
         if isinstance(value, (int, float)):
             number = Fraction(value)
         else:
             match = _COUNT.match(str(value))
             if not match:
-                raise ValueError(f"expected a count like 4.5G, 30M or 1200, got {value!r}")
+                raise ValueError(f"expected {cls.expected}, got {value!r}")
             digits, exponent, suffix = match.groups()
             number = Fraction(digits) * Fraction(10) ** int(exponent or 0) * _SI[suffix or ""]
         if number < 0 or number.denominator != 1:
@@ -76,12 +84,11 @@ class Ratio(float):
     """
 
     metavar = "SHARE"
+    expected = "a ratio like 0.05 or 5%"
 
     def __new__(cls, value):
-        if value is None or str(value).strip().lower() in ("none", ""):
+        if _no_limit(value, cls.expected):
             return None
-        if isinstance(value, bool):
-            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}")
         text = str(value).strip()
         scale = 1.0
         if text.endswith("%"):
@@ -89,7 +96,7 @@ class Ratio(float):
         try:
             number = float(text) * scale
         except ValueError:
-            raise ValueError(f"expected a ratio like 0.05 or 5%, got {value!r}") from None
+            raise ValueError(f"expected {cls.expected}, got {value!r}") from None
         if not number >= 0 or number == float("inf"):
             raise ValueError(f"expected a non-negative ratio, got {value!r}")
         return super().__new__(cls, number)
