@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.baseline import canonical_layer, fingerprint, fingerprint_keys
+from .engine.baseline import canonical_layer, fingerprint, fingerprint_keys, op_class
 from .graph import Graph, Layer, Op
 from .report import Finding, Report, Severity, number
 
@@ -47,11 +47,10 @@ __all__ = ["LayerChange", "ModelDiff", "diff_graphs", "diff_models", "match_laye
 
 DIFF_SCHEMA_VERSION = 1
 _BIASED = (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL)
-_OP_CLASS = {Op.FLATTEN: "reshape", Op.RESHAPE: "reshape"}
 
 
 def _op_class(layer: Layer) -> str:
-    return _OP_CLASS.get(layer.op, layer.op.value)
+    return op_class(layer.op.value)
 
 
 def bias_params(layer: Layer) -> int:

@@ -30,11 +30,16 @@ from typing import Any
 from ..errors import ConfigError
 from ..report import Finding, Report
 
-__all__ = ["canonical_layer", "fingerprint", "report_fingerprints", "fingerprint_keys", "Baseline",
+__all__ = ["op_class", "canonical_layer", "fingerprint", "report_fingerprints", "fingerprint_keys", "Baseline",
            "load_baseline", "apply_baseline", "baseline_from_report"]
 
 _SUFFIX = re.compile(r"_\d+$")
 _OP_CLASS = {"flatten": "reshape"}
+
+
+def op_class(op: str) -> str:
+    """The canonical op ``op`` stands for across exporters: the legacy exporter's ``flatten`` is dynamo's ``reshape``."""
+    return _OP_CLASS.get(op, op)
 
 
 def canonical_layer(name: str, op: str = "", source_op: str = "") -> str:
@@ -54,7 +59,7 @@ def canonical_layer(name: str, op: str = "", source_op: str = "") -> str:
     """
     scope, _, last = name.rpartition("/")
     if source_op and _SUFFIX.sub("", last) == source_op.rpartition("::")[2]:
-        kind = _OP_CLASS.get(op, op) or last.lower()
+        kind = op_class(op) or last.lower()
         return f"{scope}/{kind}" if scope else kind
     return name
 
