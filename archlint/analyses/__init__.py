@@ -18,7 +18,7 @@ from .alignment import merge_shifts
 from .border import border_losses, cumulative_border_losses
 from .macs import costs, peak_activation
 from .paths import plain_chains, weighted_depths
-from .receptive_field import lost_receptive_field, receptive_fields, summary_receptive_field
+from .receptive_field import input_dependent, lost_receptive_field, receptive_fields, summary_receptive_field
 from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
 from .upsampling import phase_coverages
 from .model_field import summary_field
@@ -50,7 +50,8 @@ class Analysis:
 
 ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
     "costs": lambda graph, get: costs(graph),
-    "receptive_fields": lambda graph, get: receptive_fields(graph),
+    "input_dependent": lambda graph, get: input_dependent(graph),
+    "receptive_fields": lambda graph, get: receptive_fields(graph, live=get("input_dependent")),
     "window_coverages": lambda graph, get: window_coverages(graph),
     "peak_activation": lambda graph, get: peak_activation(graph),
     "plain_chains": lambda graph, get: plain_chains(graph),
@@ -59,7 +60,8 @@ ANALYSES: dict[str, Callable[[Graph, Getter], Any]] = {
         graph, get("receptive_fields"), lost=get("lost_receptive_field")),
     "summary_field": lambda graph, get: summary_field(graph, get("receptive_fields"),
                                                       last=get("summary_receptive_field")),
-    "lost_receptive_field": lambda graph, get: lost_receptive_field(graph, get("receptive_fields")),
+    "lost_receptive_field": lambda graph, get: lost_receptive_field(graph, get("receptive_fields"),
+                                                                    live=get("input_dependent")),
     "stride_steps": lambda graph, get: stride_steps(graph, get("receptive_fields")),
     "border_losses": lambda graph, get: border_losses(graph, get("receptive_fields")),
     "cumulative_border_losses": lambda graph, get: cumulative_border_losses(

@@ -271,17 +271,18 @@ def input_dependent(graph: Graph) -> set[str]:
     ``torch.zeros`` inside ``forward``): their field is none.
     """
     found: set[str] = set()
+    preds = graph._pred  # a plain dict: this loop runs once per layer
     for layer in graph.layers():
         name = layer.name
         if layer.op is Op.INPUT:
             if _standard(layer.output_shape):
                 found.add(name)
-        elif any(p in found for p in graph.inputs_of(name)):
+        elif not found.isdisjoint(preds[name]):
             found.add(name)
     return found
 
 
-def receptive_fields(graph: Graph) -> dict[str, ReceptiveField | None]:
+def receptive_fields(graph: Graph, *, live: set[str] | None = None) -> dict[str, ReceptiveField | None]:
     """Receptive field of every layer's output; ``None`` where it is unknown or not spatial.
 
     A field is unknown downstream of ops archlint does not understand (``Op.OTHER``)
@@ -302,9 +303,12 @@ def receptive_fields(graph: Graph) -> dict[str, ReceptiveField | None]:
     >>> rf = receptive_fields(g)["b"]
     >>> [int(v) for v in rf.size], [int(v) for v in rf.stride], [int(v) for v in rf.padding]
     ([5, 5], [1, 1], [2, 2])
+
+    ``live`` is :func:`input_dependent`'s answer when the caller has it already.
     """
     fields: dict[str, ReceptiveField | None] = {}
-    live = input_dependent(graph)
+    if live is None:
+        live = input_dependent(graph)
     for layer in graph.layers():
         name = layer.name
         if name not in live:
@@ -625,11 +629,16 @@ def _loss_reason(layer: Layer) -> str:
     return f"its {layer.op.value.replace('_', ' ')} output does not line up with the spatial axes of its input"
 
 
-def lost_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None]) -> FieldLoss | None:
-    """Where the field of a model output that depends on the input was lost; ``None`` if none was."""
+def lost_receptive_field(graph: Graph, fields: dict[str, ReceptiveField | None], *,
+                         live: set[str] | None = None) -> FieldLoss | None:
+    """Where the field of a model output that depends on the input was lost; ``None`` if none was.
+
+    ``live`` is :func:`input_dependent`'s answer when the caller has it already.
+    """
     import networkx as nx
 
-    live = input_dependent(graph)
+    if live is None:
+        live = input_dependent(graph)
     outputs = graph.graph.get("outputs") or [n for n in graph if graph.out_degree(n) == 0]
     lost = next((o for o in outputs if o in live and fields.get(o) is None), None)
     if lost is None:
