@@ -64,6 +64,7 @@ class ReplaceableStandardConv(Rule):
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit = ctx.options["min-separable-saving"]
         exact = Fraction(limit)  # compared in integers: macs_saved / macs >= limit
+        numerator, denominator = exact.numerator, exact.denominator
         min_in = ctx.options["min-separable-in-channels"]
         for layer in graph.layers():
             if layer.op is not Op.CONV:
@@ -73,7 +74,7 @@ class ReplaceableStandardConv(Rule):
                 continue
             macs, after = cost.macs, cost.macs_after
             saved = macs - after
-            if saved * exact.denominator < exact.numerator * macs:
+            if saved * denominator < numerator * macs:
                 continue
             kernel = format_dims(layer.kernel)
             ratio = saved / macs

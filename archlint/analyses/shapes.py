@@ -72,8 +72,8 @@ def whole_map_window(layer: Layer) -> bool:
     x = layer.input_shapes[0] if layer.op in _WINDOWED and layer.input_shapes else None
     sizes = spatial_dims(x)
     rank = len(layer.kernel)
-    if not rank or len(sizes) != rank:
-        return False
+    if not rank or len(sizes) != rank or sizes != tuple(layer.kernel):
+        return False  # the usual answer, at once: a window smaller than its map on some axis
     dilation = layer.dilation or (1,) * rank
     pads = tuple(b + e for b, e in zip(layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank))
     return len(dilation) == len(pads) == rank and any(n > 1 for n in sizes) and all(
