@@ -246,12 +246,13 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
     ([4, 4], [4, 4])
     """
     steps: dict[str, StrideStep] = {}
-    reaching = _grid_reaches_output(graph, fields)
+    reaching = None  # computed when the first layer that changes the stride asks
     for layer in graph.layers():
-        field = fields.get(layer.name)
-        if field is None or field.is_global or layer.op is Op.INPUT or layer.name not in reaching:
+        name = layer.name
+        field = fields.get(name)
+        if field is None or field.is_global or layer.op is Op.INPUT:
             continue
-        producers = graph.inputs_of(layer.name)
+        producers = graph.inputs_of(name)
         if len(producers) == 1:
             source = fields.get(producers[0])
             if source is field or source is None or source.is_global or source.positions != field.positions:
@@ -265,7 +266,11 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
         after = field.stride
         if before == after:
             continue
-        steps[layer.name] = StrideStep(before, after, tuple(_ratio(b, a) for a, b in zip(before, after)),
+        if reaching is None:
+            reaching = _grid_reaches_output(graph, fields)
+        if name not in reaching:
+            continue
+        steps[name] = StrideStep(before, after, tuple(_ratio(b, a) for a, b in zip(before, after)),
                                        tuple(field.extent))
     return steps
 
@@ -295,11 +300,22 @@ def _grid_reaches_output(graph: Graph, fields: Mapping[str, ReceptiveField | Non
     reaches takes it as anything but the keys/values of a position product.
     """
     outputs = set(graph.graph.get("outputs", ()))
-    contracted = {name: _contracted_operands(graph, fields, name) for name in graph.nodes}
+    contracted = {}  # only products of two position-holding activations contract an operand
+    for layer in graph.layers():
+        if layer.op is Op.LINEAR or layer.op is Op.MATMUL:
+            operands = _contracted_operands(graph, fields, layer.name)
+            if operands:
+                contracted[layer.name] = operands
     reaching: set[str] = set()
+    succs = graph._succ  # a plain dict: this loop runs once per layer
     for name in reversed(graph.order()):
-        consumers = list(graph.successors(name))
-        if name in outputs or not consumers or any(c in reaching and name not in contracted[c] for c in consumers):
+        consumers = succs[name]
+        if name in outputs or not consumers:
+            reaching.add(name)
+        elif not contracted:
+            if not reaching.isdisjoint(consumers):
+                reaching.add(name)
+        elif any(c in reaching and name not in contracted.get(c, ()) for c in consumers):
             reaching.add(name)
     return reaching
 
@@ -413,10 +429,19 @@ def dilated_chains(graph: Graph, fields: Mapping[str, ReceptiveField | None]) ->
     >>> chain.start, chain.windows, chain.read, chain.span, chain.step, chain.unread_fraction
     ('x', ('a', 'b', 'c'), (7, 7), (13, 13), (2, 2), Fraction(120, 169))
     """
+    layers = list(graph.layers())
+    # every state before the first dilated window (in topological order) is None: start there
+    first = next((i for i, layer in enumerate(layers) if layer.op in _READING_OPS and _dilated(layer)), len(layers))
     states: dict[str, object] = {}
-    for layer in graph.layers():
+    for layer in layers[first:]:
         states[layer.name] = _chain_step(graph, layer, states, fields)
     return {name: state for name, state in states.items() if isinstance(state, DilatedChain)}
+
+
+def _dilated(layer: Layer) -> bool:
+    """Some axis of the window has a dilation above 1 and more than one tap: a chain may start here."""
+    dilation = layer.dilation
+    return bool(dilation) and max(dilation) > 1 and any(d > 1 and k > 1 for d, k in zip(dilation, layer.kernel))
 
 
 def _chain_step(graph: Graph, layer: Layer, states: Mapping[str, object],
@@ -437,17 +462,19 @@ def _chain_step(graph: Graph, layer: Layer, states: Mapping[str, object],
     if op not in _READING_OPS or not layer.kernel or len(producers) != 1:
         return None
     rank = len(layer.kernel)
+    state = states.get(producers[0])
+    if state is None and not _dilated(layer):
+        return None  # no chain comes in and none starts here (the common case, decided at once)
+    dilation = tuple(layer.dilation or (1,) * rank)
     taps = _taps(layer, rank)
     if taps is None or any(s != 1 for s in (layer.stride or (1,) * rank)):
         return None
-    state = states.get(producers[0])
     if all(tap == [0] for tap in taps):
         return state  # a 1x1 window: position-wise
-    dilation = tuple(layer.dilation or (1,) * rank)
     if state is _LOST:
         return _LOST
     if state is None or len(state.offsets) != rank:
-        if not any(d > 1 and k > 1 for d, k in zip(dilation, layer.kernel)):
+        if not _dilated(layer):
             return None
         if any(max(t) - min(t) >= MAX_FOOTPRINT_SPAN for t in taps):
             return _LOST
@@ -509,6 +536,8 @@ def gridded_chain_ends(graph: Graph, chains: Mapping[str, DilatedChain],
         consumers = list(graph.successors(name))
         if not consumers or any(not _carried(graph.layer(c), chain, chains.get(c), fields.get(c)) for c in consumers):
             ends[last] = chain
+    if len(ends) < 2:
+        return list(ends.values())
     order = {layer.name: i for i, layer in enumerate(graph.layers())}
     return sorted(ends.values(), key=lambda c: order[c.windows[-1]])
 
