@@ -104,13 +104,26 @@ def _text(source: Source | None) -> str | None:
     return None if source is None else str(source)
 
 
+def _numbers(values: tuple[Fraction | int, ...] | None) -> list[int | float] | None:
+    """:func:`number` of each value, as a list (``None`` stays ``None``)."""
+    if values is None:
+        return None
+    for v in values:
+        if type(v) is not int:
+            return [number(v) for v in values]
+    return list(values)  # all ints already (the common case): no call per value
+
+
 def _plain(value: Any) -> Any:
+    """``value`` with JSON's types only: dict keys as text, tuples as lists, fractions and enums as numbers and text."""
     if type(value) in _JSON_SCALARS:
         return value
+    # members that are JSON scalars already (nearly all of a finding's data) are taken as they are
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {k if type(k) is str else str(k): v if type(v) in _JSON_SCALARS else _plain(v)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [v if type(v) in _JSON_SCALARS else _plain(v) for v in value]
     if isinstance(value, Fraction):
         return number(value)
     if isinstance(value, enum.Enum):
@@ -142,18 +155,18 @@ class LayerRow:
     defined_at: Source | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        def nums(values):
-            return None if values is None else [number(v) for v in values]
+        shape, source, defined_at = self.output_shape, self.source, self.defined_at
         return {"name": self.name, "op": self.op, "source_op": self.source_op,
-                "output_shape": None if self.output_shape is None else list(self.output_shape),
+                "output_shape": None if shape is None else list(shape),
                 "macs": self.macs, "params": self.params,
                 "other_ops": self.other_ops, "other_ops_category": self.other_category or None,
-                "receptive_field": nums(self.receptive_field),
-                "effective_stride": None if self.rf_global else nums(self.effective_stride),
-                "effective_padding": nums(self.effective_padding),
+                "receptive_field": _numbers(self.receptive_field),
+                "effective_stride": None if self.rf_global else _numbers(self.effective_stride),
+                "effective_padding": _numbers(self.effective_padding),
                 "receptive_field_global": self.rf_global, "global_context": self.global_context,
                 "kernel": list(self.kernel), "stride": list(self.stride), "groups": self.groups,
-                "source": _text(self.source), "defined_at": _text(self.defined_at)}
+                "source": None if source is None else str(source),
+                "defined_at": None if defined_at is None else str(defined_at)}
 
 
 @dataclass(frozen=True)
