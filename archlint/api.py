@@ -20,11 +20,11 @@ from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage
 from .analyses.upsampling import PhaseCoverage, phase_coverage, phase_coverages
-from .budgets import Count, ModelBudget, Ratio, model_anchor, si_count
+from .budgets import Count, ModelBudget, Ratio, model_anchor
 from .analyses.model_field import SummaryField, summary_field
 from .engine.config import Config
 from .engine.run import lint, lint_graph
-from .formatting import format_dims, format_number
+from .formatting import format_dims, format_number, si_count
 from .graph import POOL_OPS, SPATIAL_OPS, WEIGHTED_OPS, Graph, Layer, Op, Source
 from .report import Finding, Report, Severity
 from .rule import Option, Rule, RuleContext

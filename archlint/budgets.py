@@ -20,7 +20,7 @@ from .graph import Graph
 from .report import Finding, Severity
 from .rule import Rule, RuleContext
 
-__all__ = ["Count", "Ratio", "ModelBudget", "model_anchor", "si_count"]
+__all__ = ["Count", "Ratio", "ModelBudget", "model_anchor"]
 
 _SI = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
        "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
@@ -100,20 +100,6 @@ class Ratio(float):
         if not number >= 0 or number == float("inf"):
             raise ValueError(f"expected a non-negative ratio, got {value!r}")
         return super().__new__(cls, number)
-
-
-def si_count(value: int) -> str:
-    """A count with an SI suffix and 4 significant digits: ``1622336`` -> ``1.622M``.
-
-    Examples
-    --------
-    >>> si_count(1622336), si_count(5418), si_count(999)
-    ('1.622M', '5.418k', '999')
-    """
-    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if value >= factor:
-            return f"{value / factor:.4g}{suffix}"
-    return str(value)
 
 
 def model_anchor(graph: Graph) -> str:

@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 
-from archlint.api import Finding, Graph, Op, Option, Rule, RuleContext, Severity, format_dims, separable_cost
+from archlint.api import (Finding, Graph, Op, Option, Rule, RuleContext, Severity, format_dims, separable_cost,
+                          si_count)
 
 __all__ = ["ReplaceableStandardConv", "get_rules"]
-
-
-def _m(macs: int) -> str:
-    """MACs in millions, e.g. ``0.75M``."""
-    return f"{macs / 1e6:.3g}M"
 
 
 class ReplaceableStandardConv(Rule):
@@ -81,8 +77,8 @@ class ReplaceableStandardConv(Rule):
             yield ctx.finding(
                 layer.name,
                 f"conv '{layer.name}' ({kernel}, {layer.in_channels}->{layer.out_channels}) costs "
-                f"{_m(macs)} MACs; as depthwise {kernel} + pointwise 1x1 {_m(after)}, "
-                f"saving {_m(saved)} ({ratio:.0%} >= {limit:.0%})",
+                f"{si_count(macs)} MACs; as depthwise {kernel} + pointwise 1x1 {si_count(after)}, "
+                f"saving {si_count(saved)} ({ratio:.0%} >= {limit:.0%})",
                 fix=f"use a depthwise {kernel} conv (groups={layer.in_channels}) and a 1x1 conv "
                     f"{layer.in_channels}->{layer.out_channels}",
                 data={"macs": macs, "macs_after": after, "macs_saved": saved,

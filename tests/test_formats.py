@@ -30,7 +30,8 @@ from archlint.reports.github import escape_data, escape_property, render_github
 from archlint.reports.html import render_html
 from archlint.reports.markdown import render_markdown
 from archlint.reports.sarif import render_sarif
-from archlint.reports.text import human, render_text
+from archlint.formatting import si_count
+from archlint.reports.text import render_text
 from archlint.schema import load_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -343,11 +344,11 @@ def test_markdown_summary_for_a_pull_request(reports):
     total = sum(len(r.findings) for r in reports.values())
     saved = sum(r.summary.macs_saved for r in reports.values())
     assert text.startswith(f"## archlint: {total} findings in 3 models\n")
-    assert f"**{human(saved)} MACs saved**" in text
+    assert f"**{si_count(saved, ' ')} MACs saved**" in text
     for model, report in reports.items():
         assert f"### `{model}`" in text
         if report.summary.macs_saved:
-            assert f"**{human(report.summary.macs_saved)} MACs saved**" in text
+            assert f"**{si_count(report.summary.macs_saved, ' ')} MACs saved**" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| severity")]
     assert len(rows) == total
     for row in rows:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..diff import ModelDiff
-from ..formatting import format_dims
+from ..formatting import field_text, format_dims, si_count
 from .json_text import dumps
 from .markdown import escape_cell
-from .text import human
 
 __all__ = ["render_diff_text", "render_diff_json", "render_diff_markdown", "DIFF_RENDERERS"]
 
@@ -19,14 +18,11 @@ def _value(key: str, value: Any) -> str:
     if value is None:
         return "-"
     if key in ("macs", "params", "bias_params") and isinstance(value, int):
-        return f"{human(value)} ({value:,})"
-    if key == "receptive_field" and isinstance(value, dict):
-        return f"{format_dims(value['size'])} /{format_dims(value['stride'])}"
+        return f"{si_count(value, ' ')} ({value:,})"
     if key == "output_shape" and isinstance(value, list):
         return ", ".join(format_dims(s) if s else "?" for s in value)
-    if isinstance(value, dict) and "size" in value:
-        stride = format_dims(value["stride"]) if value.get("stride") else "global"
-        return f"{format_dims(value['size'])} /{stride} pad {format_dims(value['padding'])}"
+    if isinstance(value, dict) and "size" in value:  # a receptive field: the summary's, or a layer's
+        return field_text(value["size"], value["stride"], value.get("padding"), value.get("global", False))
     if isinstance(value, (list, tuple)):
         return format_dims(value) if all(isinstance(v, int) for v in value) else str(value)
     return str(value)
@@ -38,7 +34,7 @@ def _delta(key: str, total: dict) -> str:
         return "="
     if isinstance(delta, int):
         share = f" ({100 * delta / before:+.1f}%)" if before else ""
-        return f"{'+' if delta > 0 else '-'}{human(abs(delta))}{share}"
+        return f"{'+' if delta > 0 else '-'}{si_count(abs(delta), ' ')}{share}"
     return "changed"
 
 
@@ -72,12 +68,12 @@ def render_diff_text(diff: ModelDiff) -> str:
         lines.append(f"  {_LABELS[key]:<34} {_value(key, total['before'])} -> {_value(key, total['after'])}"
                      f"  [{_delta(key, total)}]")
     for r in diff.replaced:
-        lines.append(f"  replaced {', '.join(r['before'])} by {', '.join(r['after'])}: MACs {human(r['macs_before'])} -> "
-                     f"{human(r['macs_after'])}")
+        lines.append(f"  replaced {', '.join(r['before'])} by {', '.join(r['after'])}: MACs {si_count(r['macs_before'], ' ')} -> "
+                     f"{si_count(r['macs_after'], ' ')}")
     for sign, entries in (("-", diff.removed), ("+", diff.added)):
         for a in entries:
             lines.append(f"  {sign} {a['layer']} ({a['op']}, {_value('output_shape', [a['output_shape']])}, "
-                         f"{human(a['macs'])} MACs)")
+                         f"{si_count(a['macs'], ' ')} MACs)")
     for c in diff.changed:
         name = c.head if c.head == c.base else f"{c.base} -> {c.head}"
         lines.append(f"  ~ {name}: {_change_text(c)}")
@@ -117,10 +113,10 @@ def render_diff_markdown(diff: ModelDiff, max_rows: int = MAX_ROWS) -> str:
     if diff.fixed_findings:
         lines += ["", "### Fixed findings", ""]
         lines += [f"- {f.code} at {code(f.layer)}: {escape_cell(f.message)}" for f in diff.fixed_findings[:max_rows]]
-    rows = ([("replaced", ", ".join(r["before"]), f"by {', '.join(r['after'])}; MACs {human(r['macs_before'])} → "
-              f"{human(r['macs_after'])}") for r in diff.replaced]
-            + [("removed", a["layer"], f"{a['op']}, {human(a['macs'])} MACs") for a in diff.removed]
-            + [("added", a["layer"], f"{a['op']}, {human(a['macs'])} MACs") for a in diff.added]
+    rows = ([("replaced", ", ".join(r["before"]), f"by {', '.join(r['after'])}; MACs {si_count(r['macs_before'], ' ')} → "
+              f"{si_count(r['macs_after'], ' ')}") for r in diff.replaced]
+            + [("removed", a["layer"], f"{a['op']}, {si_count(a['macs'], ' ')} MACs") for a in diff.removed]
+            + [("added", a["layer"], f"{a['op']}, {si_count(a['macs'], ' ')} MACs") for a in diff.added]
             + [("changed", c.head, _change_text(c)) for c in diff.changed])
     if rows:
         lines += ["", "<details><summary>Layer changes</summary>", "", "| | layer | what |", "|---|---|---|"]

@@ -20,11 +20,10 @@ import os
 from collections.abc import Sequence
 from html import escape
 
-from ..formatting import format_dims
+from ..formatting import field_text, format_dims, si_count
 from ..graph import Source
 from ..report import Report, Severity
 from .locations import shown_locations
-from .text import field_text, human
 
 __all__ = ["render_html", "render_html_fragment", "layer_anchor"]
 
@@ -137,7 +136,7 @@ def _field_plot(report: Report, rid: str) -> str:
     for k in range(lo, hi + 1, tick):
         parts.append(f'<line class="grid" x1="{_M["left"]}" y1="{_fmt(y(2.0 ** k))}" x2="{_W - _M["right"]}" '
                      f'y2="{_fmt(y(2.0 ** k))}"/><text x="{_M["left"] - 6}" y="{_fmt(y(2.0 ** k) + 4)}" '
-                     f'text-anchor="end">{human(2 ** k) if k >= 0 else _fmt(2.0 ** k)}</text>')
+                     f'text-anchor="end">{si_count(2 ** k, " ") if k >= 0 else _fmt(2.0 ** k)}</text>')
     parts.append(f'<text x="{_M["left"]}" y="{top - 10}">pixels (log scale), first spatial axis</text>')
     parts += _x_axis(n, x)
     if extent:
@@ -186,7 +185,7 @@ def _macs_plot(report: Report, rid: str) -> str:
         v = top_value * k / 4
         parts.append(f'<line class="grid" x1="{_M["left"]}" y1="{_fmt(y(v))}" x2="{_W - _M["right"]}" '
                      f'y2="{_fmt(y(v))}"/><text x="{_M["left"] - 6}" y="{_fmt(y(v) + 4)}" '
-                     f'text-anchor="end">{human(round(v))}</text>')
+                     f'text-anchor="end">{si_count(round(v), " ")}</text>')
     parts.append(f'<text x="{_M["left"]}" y="{top - 10}">MACs per layer</text>')
     parts += _x_axis(n, x)
     for i, row in enumerate(rows):
@@ -208,17 +207,17 @@ def _macs_plot(report: Report, rid: str) -> str:
     total_saved = sum(min(saved.get(r.name, 0), r.macs) for r in rows)
     legend = (f'<div class="legend"><span><i style="background:{_COLORS["macs"]}"></i>MACs kept</span>'
               f'<span><i style="background:{_COLORS["saved"]}"></i>MACs saved if the suggestions were applied'
-              f' ({human(total_saved)})</span></div>')
+              f' ({si_count(total_saved, " ")})</span></div>')
     return f'<figure>{"".join(parts)}<figcaption>{legend}Click a bar to jump to its row.</figcaption></figure>'
 
 
 def _totals(report: Report) -> str:
     s = report.summary
     items = [("findings", str(len(report.findings))), ("layers", str(s.layers)),
-             ("MACs", f"{human(s.macs)} ({s.macs:,})"), ("params", f"{human(s.params)} ({s.params:,})")]
+             ("MACs", f"{si_count(s.macs, ' ')} ({s.macs:,})"), ("params", f"{si_count(s.params, ' ')} ({s.params:,})")]
     if s.macs_saved:
         share = f", {100 * s.macs_saved / s.macs:.1f}%" if s.macs else ""
-        items.append(("MACs saved if fixed", f"{human(s.macs_saved)}{share}"))
+        items.append(("MACs saved if fixed", f"{si_count(s.macs_saved, ' ')}{share}"))
     if s.receptive_field is not None:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
@@ -258,7 +257,7 @@ def _findings_table(report: Report, rid: str, index: dict[str, int], base: str) 
                     f'<td class="sev sev-{f.severity.value}">{f.severity.value}</td>'
                     f"<td><code>{_a(f.code)}</code> {_a(f.rule)}</td><td>{layer}</td>"
                     f"<td>{_a(f.message)}{fix}</td>"
-                    f'<td class="num">{human(int(saved)) if isinstance(saved, (int, float)) and saved else ""}</td>'
+                    f'<td class="num">{si_count(int(saved), " ") if isinstance(saved, (int, float)) and saved else ""}</td>'
                     f"<td>{_where(f.defined_at, f.source, base)}</td></tr>")
     return head + "".join(rows) + "</tbody></table>"
 

@@ -10,11 +10,10 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 
-from ..formatting import format_dims
+from ..formatting import field_text, format_dims, si_count
 from ..graph import Source
 from ..report import Report, Severity
 from .locations import shown_locations
-from .text import field_text, human
 
 __all__ = ["render_markdown", "escape_cell", "MAX_ROWS"]
 
@@ -57,10 +56,10 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
     s = report.summary
     lines = [f"**{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}** "
              f"({_counts(report.findings)}) · {s.layers} layers · "
-             f"{human(s.macs)} MACs · {human(s.params)} params"]
+             f"{si_count(s.macs, ' ')} MACs · {si_count(s.params, ' ')} params"]
     if s.macs_saved:
         share = f" ({100 * s.macs_saved / s.macs:.1f}% of the model)" if s.macs else ""
-        lines.append(f"· **{human(s.macs_saved)} MACs saved** if the suggestions were applied{share}")
+        lines.append(f"· **{si_count(s.macs_saved, ' ')} MACs saved** if the suggestions were applied{share}")
     if s.receptive_field is not None:
         rf = s.receptive_field
         extent = format_dims(rf.input_extent)
@@ -78,7 +77,7 @@ def _section(report: Report, max_rows: int, base: str) -> list[str]:
             if f.edit is not None:
                 message += f"<br>*Suggested edit:* {_code(f.edit.replacement)}"
             lines.append(f"| {_ICON[f.severity]} | {f.code} {escape_cell(f.rule)} | {_code(f.layer)} | "
-                         f"{message} | {human(int(saved)) if saved else ''} | {_where(f.defined_at, f.source, base)} |")
+                         f"{message} | {si_count(int(saved), ' ') if saved else ''} | {_where(f.defined_at, f.source, base)} |")
         if len(report.findings) > max_rows:
             lines.append(f"\n… and {len(report.findings) - max_rows} more findings "
                          "(run archlint locally or see the SARIF upload for all).")
@@ -99,8 +98,8 @@ def render_markdown(reports: Sequence[Report], show_layers: bool = False, *, max
     macs = sum(r.summary.macs for r in reports)
     head = (f"## archlint: {len(findings)} finding{'s' if len(findings) != 1 else ''} in {len(reports)} "
             f"model{'s' if len(reports) != 1 else ''}")
-    lines = [head, "", f"{_counts(findings)}; {human(macs)} MACs in total"
-             + (f", **{human(saved)} MACs saved** if the suggestions were applied" if saved else "") + "."]
+    lines = [head, "", f"{_counts(findings)}; {si_count(macs, ' ')} MACs in total"
+             + (f", **{si_count(saved, ' ')} MACs saved** if the suggestions were applied" if saved else "") + "."]
     for report in reports:
         lines += [""] + _section(report, max_rows, base)
     return "\n".join(lines) + "\n"

@@ -5,41 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from ..formatting import format_dims, format_number
+from ..formatting import field_text, format_dims, si_count
 from ..report import Report
 from .locations import definition_and_call, shown
 
-__all__ = ["render_text", "human", "field_text"]
-
-
-def human(value: int) -> str:
-    """Compact count with an SI suffix: ``4.089 G``, ``25.56 M``, ``512``.
-
-    Examples
-    --------
-    >>> human(4089184256), human(25557032), human(3_504_872), human(999)
-    ('4.089 G', '25.56 M', '3.505 M', '999')
-    """
-    for factor, suffix in ((10**12, "T"), (10**9, "G"), (10**6, "M"), (10**3, "k")):
-        if abs(value) >= factor:
-            scaled = value / factor
-            digits = 3 if abs(scaled) < 10 else 2 if abs(scaled) < 100 else 1
-            return f"{scaled:.{digits}f} {suffix}"
-    return str(value)
-
-
-def field_text(size, stride=None, padding=None, is_global: bool = False) -> str:
-    """``427x427 /32 pad 213`` (size, effective stride, effective padding)."""
-    if size is None:
-        return "?"
-    text = format_dims(size)
-    if is_global:
-        return f"global ({text})"
-    if stride is not None:
-        text += " /" + (format_dims(stride) if len(set(stride)) > 1 else format_number(stride[0]))
-    if padding is not None:
-        text += " pad " + (format_dims(padding) if len(set(padding)) > 1 else format_number(padding[0]))
-    return text
+__all__ = ["render_text"]
 
 
 def _table(report: Report, base: str) -> list[str]:
@@ -65,8 +35,8 @@ def _summary(report: Report) -> list[str]:
     s = report.summary
     lines = [f"{report.model}: {len(report.findings)} finding{'s' if len(report.findings) != 1 else ''}, "
              f"{s.layers} layers",
-             f"  MACs      {human(s.macs)} ({s.macs:,}; conv + matrix products)",
-             f"  params    {human(s.params)} ({s.params:,})"]
+             f"  MACs      {si_count(s.macs, ' ')} ({s.macs:,}; conv + matrix products)",
+             f"  params    {si_count(s.params, ' ')} ({s.params:,})"]
     if s.receptive_field is not None:
         rf = s.receptive_field
         cover = "covers" if rf.covers_input else "does not cover"
@@ -74,10 +44,10 @@ def _summary(report: Report) -> list[str]:
         lines.append(f"  receptive field {field_text(rf.size, rf.stride, rf.padding, rf.is_global)} at {rf.layer} "
                      f"({cover} the {extent} input)")
     if s.macs_saved:
-        lines.append(f"  MACs saved if the suggestions were applied: {human(s.macs_saved)} "
+        lines.append(f"  MACs saved if the suggestions were applied: {si_count(s.macs_saved, ' ')} "
                      f"({100 * s.macs_saved / s.macs:.1f}%)" if s.macs else "")
     if s.other_ops:
-        parts = ", ".join(f"{k} {human(v)}" for k, v in s.other_ops.items())
+        parts = ", ".join(f"{k} {si_count(v, ' ')}" for k, v in s.other_ops.items())
         lines.append(f"  other ops (not in MACs): {parts}")
     if s.unsupported_ops:
         parts = ", ".join(f"{k} x{v}" for k, v in sorted(s.unsupported_ops.items()))
