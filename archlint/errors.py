@@ -1,4 +1,7 @@
-"""Exception hierarchy: every failure archlint reports to a user is an ArchlintError."""
+"""Exception hierarchy: every failure archlint reports to a user is an ArchlintError, in one line.
+
+:func:`one_line` is how a caught exception (torch's, onnx's) is quoted inside such a line.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Where a network discards spatial information: flattened dense heads and narrow global decisions.
 
 Two queries, each a plain function of a :class:`~archlint.graph.Graph` plus the shared
-analysis results it builds on, used by the pooling rules (AL5xx):
+analysis results it builds on, used by the pooling rules:
 
 * :func:`flattened_dense_heads`: a feature map with spatial extent flattened straight into a
   dense layer (or read whole by one unpadded conv window, the fully-connected-as-conv form),

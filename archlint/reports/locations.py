@@ -2,8 +2,8 @@
 
 A finding has up to two Python lines: where the layer is defined (constructed, the line
 to edit) and where ``forward`` calls it. Renderers show the definition first, the call
-beside it, each with its path relative to the base folder (the working directory) when
-the file lies under it, else absolute.
+beside it where it is another line (:func:`distinct_call`), each with its path relative to
+the base folder (the working directory) when the file lies under it, else absolute.
 """
 
 from __future__ import annotations

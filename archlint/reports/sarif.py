@@ -11,10 +11,10 @@ holding it) and where ``forward`` calls it (``source``). The primary (first) loc
 definition line when known, else the call line, because code scanning annotates only the
 first location and the constructor call is what a reviewer changes; otherwise it is the
 model file. The model file is always among the locations, with a logical location naming
-the layer (kind ``module``, the PyTorch module path). The call line (when it differs from the
-definition line) and the construction chain (innermost first) are ``relatedLocations``. A finding with a suggested edit carries
-it as a ``fixes`` entry. ``partialFingerprints`` hash (model, code, layer), so an alert
-survives edits that move lines.
+the layer (kind ``module``, the PyTorch module path). The call line (when it differs from
+the definition line) and the construction chain (innermost first) are ``relatedLocations``.
+A finding with a suggested edit carries it as a ``fixes`` entry. ``partialFingerprints``
+hash (model, code, layer), so an alert survives edits that move lines.
 """
 
 from __future__ import annotations
