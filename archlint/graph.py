@@ -47,8 +47,9 @@ class Op(str, enum.Enum):
         return self.value
 
 
-#: Layers holding learned weights that the gradient crosses in series.
-WEIGHTED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR})
+#: Layers holding learned weights that the gradient crosses in series (a recurrent layer
+#: counts once: its depth across stacked layers, not through time).
+WEIGHTED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.RECURRENT})
 #: Windowed pooling layers.
 POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 #: Layers with a sliding window over spatial axes (kernel, stride, padding, dilation).

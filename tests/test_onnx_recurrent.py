@@ -189,3 +189,16 @@ def test_saved_export_program_of_a_batch_first_multilayer_lstm_reports_like_the_
         (row.name, row.op, row.macs, row.params) for row in live.layers]
     assert saved.summary.macs == flop_counter_macs(module, x)
     assert saved.summary.params == sum(p.numel() for p in module.parameters())
+
+
+@pytest.mark.parametrize(("fixture", "expected"), [("stacked_lstm_8", [("fc", 9, 8)]), ("stacked_lstm_2", []),
+                                                   ("residual_lstm_8", [])])
+def test_stacked_recurrent_layers_are_a_plain_chain_on_the_pytorch_path(fixture, expected):
+    """AL101 counts each stacked recurrent layer once (its depth across layers, not through
+    time): 8 stacked LSTM layers exceed the limit of 4 recurrent layers, 2 do not, and
+    residual connections between single-layer LSTMs end the chain (fixtures/specs/recurrent.py)."""
+    from conftest import SPECS, _load_script
+
+    module, shape = _load_script(SPECS / "recurrent.py", "fixture_specs_recurrent_for_tests").MODELS[fixture]()
+    report = archlint.lint(module.eval(), example_inputs=torch.randn(shape), select=["AL101"])
+    assert [(f.layer, f.data["depth"], f.data["recurrent"]) for f in report.findings] == expected

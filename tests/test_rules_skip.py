@@ -155,15 +155,15 @@ def test_rule_reports_last_layer_with_depth_against_limit():
     (finding,) = report.findings
     assert (finding.code, finding.layer, finding.severity.value) == ("AL101", "convs.29", "warning")
     assert "(30/29)" in finding.message and "'convs.0'" in finding.message
-    assert finding.data == {"depth": 30, "limit": 29, "first": "convs.0", "last": "convs.29",
-                            "layers": [f"convs.{i}" for i in range(30)]}
+    assert finding.data == {"depth": 30, "limit": 29, "recurrent": 0, "recurrent_limit": 4, "first": "convs.0",
+                            "last": "convs.29", "layers": [f"convs.{i}" for i in range(30)]}
     assert finding.fix
 
 
 def test_rule_metadata():
     assert get_rules() == [DeepChainWithoutSkip]
     assert DeepChainWithoutSkip.code == "AL101" and DeepChainWithoutSkip.name == "deep-chain-without-skip"
-    assert {o.name: o.default for o in DeepChainWithoutSkip.options} == {"max-plain-depth": 11}
+    assert {o.name: o.default for o in DeepChainWithoutSkip.options} == {"max-plain-depth": 11, "max-plain-recurrent": 4}
 
 
 # VGG-16: features has 13 convs and classifier 3 linear layers, all in series -> 16.

@@ -1,6 +1,6 @@
 """Depth along the graph's routes: plain chains of weighted layers and weighted depth per layer.
 
-Only weighted layers (``WEIGHTED_OPS``: conv, transposed conv, linear) count. A *plain
+Only weighted layers (``WEIGHTED_OPS``: conv, transposed conv, linear, recurrent) count. A *plain
 chain* is a run of weighted layers in series: between its first and last layer every
 fork and every merge has branches of equal depth, so the gradient has no shorter route
 around any part of it. Where branches of unequal depth split or join (an identity
