@@ -41,7 +41,7 @@ from typing import Any
 
 from .engine.baseline import canonical_layer, fingerprint, fingerprint_keys, op_class
 from .graph import Graph, Layer, Op
-from .report import Finding, Report, Severity, number
+from .report import Finding, Report, Severity, number, plain
 
 __all__ = ["LayerChange", "ModelDiff", "diff_graphs", "diff_models", "match_layers", "DIFF_SCHEMA_VERSION"]
 
@@ -218,15 +218,7 @@ class LayerChange:
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.head, "base_layer": self.base, "op": self.op,
-                "changes": [{"field": f, "before": _plain(a), "after": _plain(b)} for f, a, b in self.differences]}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return number(value) if not isinstance(value, (str, bool, type(None))) else value
+                "changes": [{"field": f, "before": plain(a), "after": plain(b)} for f, a, b in self.differences]}
 
 
 @dataclass(frozen=True)
@@ -264,10 +256,10 @@ class ModelDiff:
         return {"schema_version": DIFF_SCHEMA_VERSION, "kind": "diff",
                 "tool": {"name": "archlint", "version": self.head.tool_version},
                 "base": self.base.model, "head": self.head.model, "identical": self.identical,
-                "totals": _plain(self.totals),
-                "layers": {"added": _plain(list(self.added)), "removed": _plain(list(self.removed)),
+                "totals": plain(self.totals),
+                "layers": {"added": plain(list(self.added)), "removed": plain(list(self.removed)),
                            "changed": [c.to_dict() for c in self.changed],
-                           "replaced": _plain(list(self.replaced)), "bias_only": _plain(list(self.bias_only)),
+                           "replaced": plain(list(self.replaced)), "bias_only": plain(list(self.bias_only)),
                            "unchanged": self.unchanged},
                 "findings": {"new": [finding(f) for f in self.new_findings],
                              "fixed": [finding(f) for f in self.fixed_findings],

@@ -15,7 +15,7 @@ from typing import Any
 from .graph import Source
 
 __all__ = ["SCHEMA_VERSION", "Severity", "Edit", "Finding", "LayerRow", "FieldSummary", "Summary", "RuleInfo",
-           "Report", "number"]
+           "Report", "number", "plain"]
 
 SCHEMA_VERSION = 1
 
@@ -84,7 +84,7 @@ class Finding:
                 "message": self.message, "layer": self.layer, "source": _text(self.source),
                 "defined_at": _text(self.defined_at), "construction": [str(s) for s in self.construction],
                 "fix": self.fix, "suggested_edit": None if self.edit is None else self.edit.to_dict(),
-                "data": _plain(self.data)}
+                "data": plain(self.data)}
 
 
 #: Types JSON takes as they are; checked first because ``isinstance(x, Fraction)`` goes through
@@ -114,16 +114,16 @@ def _numbers(values: tuple[Fraction | int, ...] | None) -> list[int | float] | N
     return list(values)  # all ints already (the common case): no call per value
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """``value`` with JSON's types only: dict keys as text, tuples as lists, fractions and enums as numbers and text."""
     if type(value) in _JSON_SCALARS:
         return value
     # members that are JSON scalars already (nearly all of a finding's data) are taken as they are
     if isinstance(value, dict):
-        return {k if type(k) is str else str(k): v if type(v) in _JSON_SCALARS else _plain(v)
+        return {k if type(k) is str else str(k): v if type(v) in _JSON_SCALARS else plain(v)
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [v if type(v) in _JSON_SCALARS else _plain(v) for v in value]
+        return [v if type(v) in _JSON_SCALARS else plain(v) for v in value]
     if isinstance(value, Fraction):
         return number(value)
     if isinstance(value, enum.Enum):
@@ -217,8 +217,8 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         count = self.count or {"total": self.macs, "unit": "macs", "include": [],
                                "convention": "multiply-accumulates of convolutions and matrix products"}
-        return {"macs": self.macs, "params": self.params, "count": _plain(count),
-                "baseline": _plain(self.baseline),
+        return {"macs": self.macs, "params": self.params, "count": plain(count),
+                "baseline": plain(self.baseline),
                 "macs_convention": "multiply-accumulates of convolutions and matrix products "
                                    "(torchvision GFLOPS convention; FLOPs = 2 x MACs)",
                 "other_ops": dict(self.other_ops),
