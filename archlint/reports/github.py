@@ -9,11 +9,10 @@ follows GitHub's runner: ``%``, CR and LF in the message; additionally ``:`` and
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from ..report import Report, Severity
-from .locations import definition_and_call, distinct_call, is_file, relative_path
+from .locations import base_folder, definition_and_call, distinct_call, is_file, relative_path
 
 __all__ = ["render_github", "escape_data", "escape_property", "COMMANDS"]
 
@@ -37,7 +36,7 @@ def render_github(reports: Sequence[Report], show_layers: bool = False, *, base:
     ``base`` is the folder that file paths are made relative to (default: the working
     directory, which is the checkout in a GitHub workflow).
     """
-    base = os.path.abspath(base or os.getcwd())
+    base = base_folder(base)
     lines = []
     total = 0
     for report in reports:

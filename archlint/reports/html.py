@@ -16,14 +16,13 @@ it); Jupyter shows it through ``Report._repr_html_``.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from html import escape
 
 from ..formatting import field_text, format_dims, si_count
 from ..graph import Source
 from ..report import Report, Severity
-from .locations import shown_locations
+from .locations import base_folder, shown_locations
 
 __all__ = ["render_html", "render_html_fragment", "layer_anchor"]
 
@@ -303,7 +302,7 @@ def render_html_fragment(reports: Sequence[Report], show_layers: bool = True, *,
     fragments can share a page, e.g. a notebook. Python paths are shown relative to
     ``base`` (default: the working directory) when they lie under it.
     """
-    base = os.path.abspath(base or os.getcwd())
+    base = base_folder(base)
     total = sum(len(r.findings) for r in reports)
     version = next((r.tool_version for r in reports if r.tool_version), "")
     title = (f"archlint {_a(version)}: {total} finding{'s' if total != 1 else ''} in {len(reports)} "

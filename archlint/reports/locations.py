@@ -13,7 +13,12 @@ from pathlib import PurePath
 
 from ..graph import Source
 
-__all__ = ["relative_path", "is_file", "shown", "distinct_call", "shown_locations", "definition_and_call"]
+__all__ = ["base_folder", "relative_path", "is_file", "shown", "distinct_call", "shown_locations", "definition_and_call"]
+
+
+def base_folder(base: str | None) -> str:
+    """The absolute folder that paths are shown relative to: ``base``, by default the working directory."""
+    return os.path.abspath(base or os.getcwd())
 
 
 def relative_path(path: str, base: str) -> tuple[str, bool]:

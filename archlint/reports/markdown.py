@@ -6,14 +6,13 @@ characters); the rest is counted in a closing line.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 
 from ..formatting import field_text, format_dims, si_count
 from ..graph import Source
 from ..report import Report, Severity
-from .locations import shown_locations
+from .locations import base_folder, shown_locations
 
 __all__ = ["render_markdown", "escape_cell", "MAX_ROWS"]
 
@@ -92,7 +91,7 @@ def render_markdown(reports: Sequence[Report], show_layers: bool = False, *, max
 
     Source paths are shown relative to ``base`` (default: the working directory).
     """
-    base = os.path.abspath(base or os.getcwd())
+    base = base_folder(base)
     findings = [f for r in reports for f in r.findings]
     saved = sum(r.summary.macs_saved for r in reports)
     macs = sum(r.summary.macs for r in reports)

@@ -20,7 +20,6 @@ hash (model, code, layer), so an alert survives edits that move lines.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -28,7 +27,7 @@ from urllib.parse import quote
 from ..graph import Source
 from ..report import Finding, Report, RuleInfo, Severity
 from .json_text import dumps
-from .locations import distinct_call, is_file, relative_path
+from .locations import base_folder, distinct_call, is_file, relative_path
 
 __all__ = ["render_sarif", "SARIF_SCHEMA", "LEVELS"]
 
@@ -144,7 +143,7 @@ def render_sarif(reports: Sequence[Report], show_layers: bool = False, *, base: 
     base : str, optional
         Folder that artifact URIs are relative to (``%SRCROOT%``); default: the working directory.
     """
-    base = os.path.abspath(base or os.getcwd())
+    base = base_folder(base)
     described = {info.code: info for report in reports for info in report.rules}
     first: dict[str, Finding] = {}
     for report in reports:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 
 from ..formatting import field_text, format_dims, si_count
 from ..report import Report
-from .locations import definition_and_call, shown
+from .locations import base_folder, definition_and_call, shown
 
 __all__ = ["render_text"]
 
@@ -62,7 +61,7 @@ def render_text(reports: Sequence[Report], show_layers: bool = False, *, base: s
     Each finding names the line that defines its layer and the line that calls it, with
     paths relative to ``base`` (default: the working directory) when they lie under it.
     """
-    base = os.path.abspath(base or os.getcwd())
+    base = base_folder(base)
     lines: list[str] = []
     for report in reports:
         for f in report.findings:
