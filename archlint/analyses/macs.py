@@ -88,9 +88,11 @@ def _other(layer: Layer) -> tuple[int, str]:
         return (n, "bias") if has_bias else (0, "")
     if layer.op in (Op.MAX_POOL, Op.AVG_POOL):
         return n * math.prod(layer.kernel), "pooling"
+    x = layer.input_shapes[0] if layer.input_shapes else None
     if layer.op is Op.GLOBAL_POOL:
-        x = layer.input_shapes[0] if layer.input_shapes else None
         return (math.prod(x) if x else 0), "pooling"
+    if layer.op is Op.NORM and x and math.prod(x) > n:  # statistics reduced over channels or tokens
+        return math.prod(x), "normalization"
     category = _CATEGORY.get(layer.op)
     return (n, category) if category else (0, "")
 

@@ -313,14 +313,15 @@ class OpSpecs:
         if name.startswith(("adaptive_avg_pool", "_adaptive_avg_pool", "adaptive_max_pool")):
             kind = Op.MAX_POOL if "max" in name else Op.AVG_POOL
             return self._adaptive(kind, x, argument(node, 1, "output_size"))
-        if name in ("mean", "amax", "sum", "max", "amin") and x and len(x) >= 3 and (
-                argument(node, 1, "dim") is not None):
+        if name in ("mean", "amax", "sum", "max", "amin") and x and argument(node, 1, "dim") is not None:
             dims = argument(node, 1, "dim")
-            dims = [dims] if isinstance(dims, int) else list(dims)
-            if sorted(d % len(x) for d in dims) == list(range(2, len(x))):
-                otype = {"mean": "ReduceMean", "sum": "ReduceSum"}.get(name, "ReduceMax")
+            axes = sorted(d % len(x) for d in ([dims] if isinstance(dims, int) else dims))
+            otype = {"mean": "ReduceMean", "sum": "ReduceSum", "amin": "ReduceMin"}.get(name, "ReduceMax")
+            if len(x) >= 3 and axes == list(range(2, len(x))):
                 return Op.GLOBAL_POOL, otype, dict(in_channels=x[1], out_channels=x[1])
-            if name in ("mean", "sum", "amax", "amin"):
+            if len(x) < 3 or all(a < 2 for a in axes):  # over channels or tokens, as the ONNX path reads it
+                return Op.NORM, otype, {}
+            if name != "max":
                 return Op.OTHER, name, {}
         if name in _ADD_TYPES:
             return Op.ADD, _ADD_TYPES[name], {}
