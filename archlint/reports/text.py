@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ..formatting import field_text, format_dims, si_count
 from ..report import Report
-from .locations import base_folder, definition_and_call, shown
+from .locations import base_folder, definition_and_call, shown_locations
 
 __all__ = ["render_text"]
 
@@ -18,7 +18,7 @@ def _table(report: Report, base: str) -> list[str]:
         shape = format_dims(r.output_shape) if r.output_shape else "?"
         rows.append((r.name, r.op, shape, f"{r.macs:,}" if r.macs else "", f"{r.params:,}" if r.params else "",
                      field_text(r.receptive_field, r.effective_stride, r.effective_padding, r.rf_global),
-                     shown(r.defined_at, base), shown(r.source, base)))
+                     *shown_locations(r.defined_at, r.source, base)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     right = {3, 4}
     lines = []
