@@ -17,6 +17,8 @@ from collections.abc import Container, Mapping
 import numpy as np
 import onnx
 
+from .onnx_nodes import STANDARD_DOMAINS, subgraphs
+
 __all__ = ["inline_branches"]
 
 
@@ -33,7 +35,7 @@ def inline_branches(graph: onnx.GraphProto, notes: list[str], values: Mapping[st
     conditions: list[str] = []
     names: set[str] | None = None
     for node in graph.node:
-        if node.op_type != "If" or node.domain not in ("", "ai.onnx"):
+        if node.op_type != "If" or node.domain not in STANDARD_DOMAINS:
             nodes.append(node)
             continue
         branch = _chosen_branch(node, values, constant_names, final, notes)
@@ -103,15 +105,7 @@ def _nodes(count: int) -> str:
 
 def _size(graph: onnx.GraphProto) -> int:
     """Nodes in ``graph``, those in nested subgraphs included."""
-    total = 0
-    for node in graph.node:
-        total += 1
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                total += _size(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                total += sum(_size(g) for g in attr.graphs)
-    return total
+    return sum(1 + sum(_size(sub) for sub in subgraphs(node)) for node in graph.node)
 
 
 def _defined_names(graph: onnx.GraphProto) -> set[str]:

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -24,6 +27,7 @@ from ..errors import ModelLoadError, ShapeError, one_line
 from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_control import inline_branches
+from .onnx_nodes import STANDARD_DOMAINS
 from .onnx_quantized import FloatView, read_as_float
 from .onnx_wire import read_model
 
@@ -51,7 +55,7 @@ class LoadedOnnx:
     source: str
     shapes: dict[str, tuple[int, ...] | None]
     #: Values of small constant tensors: initializers, Constant nodes, folded shape math.
-    constants: dict[str, np.ndarray]
+    constants: Mapping[str, np.ndarray]
     #: Names of every tensor that does not depend on a graph input's data.
     constant_names: set[str]
     initializer_shapes: dict[str, tuple[int, ...]]
@@ -115,27 +119,29 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     _unset_negative_dims(model)
     _resolve_branches(model, source, notes)
     inferred = _infer(model, source, notes)
+    listed = _shape_lists(inferred)
     constants, constant_names = _constants(inferred)
     # each round inlines the If branches whose conditions are now known, or else folds the
     # shape arithmetic whose inputs inference now knows; models that reshape by shapes computed
     # after earlier reshapes (windowed attention) need several
     for _ in range(MAX_FOLD_ROUNDS):
         if not _inline_branches(model, source, notes, constants, constant_names):
-            folded = _fold(inferred, constants, constant_names) \
-                if _unknown_data_shapes(inferred, constant_names) else {}
+            folded = _fold(inferred, listed, constants, constant_names) \
+                if _unknown_data_shapes(inferred, listed, constant_names) else {}
             if folded:
                 _replace_with_initializers(model, folded)
             elif not _inline_branches(model, source, notes, constants, constant_names, final=True):
                 break
         inferred = _infer(model, source, notes)
+        listed = _shape_lists(inferred)
         constants, constant_names = _constants(inferred)
-    shapes = _value_shapes(inferred, source)
-    init_shapes = {t.name: tuple(int(d) for d in t.dims) for t in inferred.graph.initializer}
+    init_shapes = {t.name: tuple(t.dims) for t in inferred.graph.initializer}
+    shapes = _value_shapes(listed, init_shapes, source)
     return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes,
                       float_view=float_view)
 
 
-def _inline_branches(model: onnx.ModelProto, source: str, notes: list[str], constants: dict[str, np.ndarray],
+def _inline_branches(model: onnx.ModelProto, source: str, notes: list[str], constants: Mapping[str, np.ndarray],
                      constant_names: set[str], final: bool = False) -> bool:
     """:func:`~.onnx_control.inline_branches` on ``model``; the inlined weights lose their bytes too."""
     try:
@@ -165,7 +171,7 @@ def _resolve_branches(model: onnx.ModelProto, source: str, notes: list[str]) -> 
         constants, constant_names = _constants(lenient)
         if _inline_branches(model, source, notes, constants, constant_names):
             continue
-        folded = _fold(lenient, constants, constant_names)
+        folded = _fold(lenient, _shape_lists(lenient), constants, constant_names)
         if not folded:
             return
         _replace_with_initializers(model, folded)
@@ -263,7 +269,7 @@ def _check_external_data(model: onnx.ModelProto, file: Path, source: str) -> Non
 
 
 def _numel(dims: Sequence[int]) -> int:
-    return math.prod(int(d) for d in dims)
+    return math.prod(map(int, dims))
 
 
 def _load_small_external(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
@@ -301,23 +307,27 @@ def _check_topological(model: onnx.ModelProto, source: str) -> None:
     UTF-8, and names that are not text would break every later step.
     """
     graph = model.graph
-    for values in (graph.input, graph.output, graph.initializer, graph.value_info):
-        for value in values:
-            if type(value.name) is bytes:
-                raise ModelLoadError(source, f"a graph input, output or tensor name is not valid UTF-8: {value.name!r}")
-    known = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
+    inputs, outputs, initializers, values = ([value.name for value in listed] for listed in (
+        graph.input, graph.output, graph.initializer, graph.value_info))
+    for names in (inputs, outputs, initializers, values):
+        if bytes in map(type, names):
+            bad = next(name for name in names if type(name) is bytes)
+            raise ModelLoadError(source, f"a graph input, output or tensor name is not valid UTF-8: {bad!r}")
+    known = {*initializers, *inputs, ""}
     for index, node in enumerate(graph.node):
         outputs = node.output
+        props = node.metadata_props
         if bytes in (type(node.name), type(node.op_type), type(node.domain), type(node.doc_string)) \
-                or any(type(o) is bytes for o in outputs) \
-                or any(type(p.key) is bytes or type(p.value) is bytes for p in node.metadata_props):
+                or bytes in map(type, outputs) \
+                or (props and any(type(p.key) is bytes or type(p.value) is bytes for p in props)):
             raise ModelLoadError(source, f"node {index} ({node.op_type!r}): its {_non_text_field(node)} is not "
                                          "valid UTF-8")
-        for name in node.input:
-            if name not in known:
-                raise ModelLoadError(source, f"node '{node.name or node.op_type}' reads '{name}', which no "
-                                             "earlier node, input or initializer produces "
-                                             "(dangling input, cycle or unsorted graph)")
+        inputs = node.input
+        if not known.issuperset(inputs):
+            name = next(name for name in inputs if name not in known)
+            raise ModelLoadError(source, f"node '{node.name or node.op_type}' reads '{name}', which no "
+                                         "earlier node, input or initializer produces "
+                                         "(dangling input, cycle or unsorted graph)")
         known.update(outputs)
 
 
@@ -467,43 +477,100 @@ def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelP
 
 
 def _shape_of(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
-    if not value.type.HasField("tensor_type") or not value.type.tensor_type.HasField("shape"):
+    """The shape of ``value`` if every dimension has a size, else ``None``."""
+    kind = value.type
+    if not kind.HasField("tensor_type"):
         return None
-    dims = []
-    for d in value.type.tensor_type.shape.dim:
-        if not d.HasField("dim_value"):
-            return None
-        dims.append(int(d.dim_value))
-    return tuple(dims)
+    tensor = kind.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    dims = tensor.shape.dim
+    shape = tuple([d.dim_value for d in dims])
+    # an unset size reads as 0; a size written as 0 is still a size
+    if 0 in shape and not all(d.HasField("dim_value") for d in dims):
+        return None
+    return shape
 
 
-def _value_shapes(model: onnx.ModelProto, source: str) -> dict[str, tuple[int, ...] | None]:
-    shapes: dict[str, tuple[int, ...] | None] = {}
+class _ShapeLists(NamedTuple):
+    """``(name, shape)`` of a model's inputs, value_info and outputs, in file order, each read once."""
+
+    inputs: list[tuple[str, tuple[int, ...] | None]]
+    value_info: list[tuple[str, tuple[int, ...] | None]]
+    outputs: list[tuple[str, tuple[int, ...] | None]]
+
+
+def _shape_lists(model: onnx.ModelProto) -> _ShapeLists:
     g = model.graph
-    for value in (*g.input, *g.value_info, *g.output):
-        shape = _shape_of(value)
+    return _ShapeLists(*([(v.name, _shape_of(v)) for v in values] for values in (g.input, g.value_info, g.output)))
+
+
+def _value_shapes(listed: _ShapeLists, init_shapes: dict[str, tuple[int, ...]],
+                  source: str) -> dict[str, tuple[int, ...] | None]:
+    """Shape of every value: a known shape wins over an unknown one, an initializer's dims over both."""
+    shapes: dict[str, tuple[int, ...] | None] = {}
+    for name, shape in chain(listed.inputs, listed.value_info, listed.outputs):
         if shape is not None and any(d < 0 for d in shape):
-            raise ShapeError(source, f"tensor '{value.name}' has a negative dimension {list(shape)}")
-        if shape is not None or value.name not in shapes:
-            shapes[value.name] = shape
-    for t in g.initializer:
-        shapes[t.name] = tuple(int(d) for d in t.dims)
+            raise ShapeError(source, f"tensor '{name}' has a negative dimension {list(shape)}")
+        if shape is not None or name not in shapes:
+            shapes[name] = shape
+    shapes.update(init_shapes)
     return shapes
 
 
-def _constants(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], set[str]]:
-    """Values of small constants, and the names of all data-independent tensors."""
-    values: dict[str, np.ndarray] = {}
-    names: set[str] = set()
-    for t in model.graph.initializer:
-        names.add(t.name)
-        if _numel(t.dims) <= SMALL_TENSOR and t.data_location != onnx.TensorProto.EXTERNAL:
+class _SmallValues(Mapping):
+    """Values of small constant tensors, each converted to an array the first time it is asked for.
+
+    A conv stack's weights are small tensors too; only the few that shape arithmetic, branch
+    conditions or pad and slice arguments read are ever converted. A tensor whose bytes
+    do not convert (dropped, malformed) is not in the mapping, as if it had no value.
+    """
+
+    def __init__(self, tensors: dict[str, list[onnx.TensorProto]], converted: dict[str, np.ndarray]) -> None:
+        #: name -> small initializers of that name, in file order (the last that converts wins)
+        self._tensors = tensors
+        self._converted = converted
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        found = self._converted.get(name)
+        if found is not None:
+            return found
+        for tensor in reversed(self._tensors.get(name, ())):
             try:
-                values[t.name] = numpy_helper.to_array(t)
+                found = self._converted[name] = numpy_helper.to_array(tensor)
+                return found
             except Exception:
-                pass  # bytes dropped or malformed: the dims are still known
+                continue  # bytes dropped or malformed: the dims are still known
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        try:
+            self[name]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self):
+        return iter([name for name in {**self._tensors, **self._converted} if name in self])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _constants(model: onnx.ModelProto) -> tuple[Mapping[str, np.ndarray], set[str]]:
+    """Values of small constants, and the names of all data-independent tensors."""
+    tensors: dict[str, list[onnx.TensorProto]] = {}
+    values: dict[str, np.ndarray] = {}  # Constant nodes: converted now, and winning over initializers
+    names: set[str] = set()
+    external = onnx.TensorProto.EXTERNAL
+    for t in model.graph.initializer:
+        name = t.name
+        names.add(name)
+        if _numel(t.dims) <= SMALL_TENSOR and t.data_location != external:
+            tensors.setdefault(name, []).append(t)
     for node in model.graph.node:
-        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
+        op_type = node.op_type
+        if op_type == "Constant" and node.domain in STANDARD_DOMAINS:
             names.update(node.output)
             for attr in node.attribute:
                 if attr.name == "value" and _numel(attr.t.dims) <= SMALL_TENSOR:
@@ -513,23 +580,24 @@ def _constants(model: onnx.ModelProto) -> tuple[dict[str, np.ndarray], set[str]]
                         pass
                 elif attr.name in ("value_int", "value_ints", "value_float", "value_floats"):
                     values[node.output[0]] = np.array(onnx.helper.get_attribute_value(attr))
-        elif node.op_type in ("Shape", "Size") or all(i in names for i in node.input if i):
-            names.update(o for o in node.output if o)
-    return values, names
+        elif op_type in ("Shape", "Size") or names.issuperset([i for i in node.input if i]):
+            names.update([o for o in node.output if o])
+    return _SmallValues(tensors, values), names
 
 
-def _unknown_data_shapes(model: onnx.ModelProto, constant_names: set[str]) -> bool:
-    shapes = {v.name: _shape_of(v) for v in (*model.graph.value_info, *model.graph.output)}
+def _unknown_data_shapes(model: onnx.ModelProto, listed: _ShapeLists, constant_names: set[str]) -> bool:
+    shapes = dict(chain(listed.value_info, listed.outputs))
     return any(shapes.get(o) is None for n in model.graph.node for o in n.output
                if o and o not in constant_names)
 
 
-def _fold(model: onnx.ModelProto, constants: dict[str, np.ndarray], constant_names: set[str]) -> dict[str, np.ndarray]:
+def _fold(model: onnx.ModelProto, listed: _ShapeLists, constants: Mapping[str, np.ndarray],
+          constant_names: set[str]) -> dict[str, np.ndarray]:
     """Evaluate data-independent nodes (shape arithmetic) whose inputs are all known."""
     from onnx.reference import ReferenceEvaluator  # only legacy dynamic-shape exports need it
 
-    shapes = {v.name: _shape_of(v) for v in (*model.graph.input, *model.graph.value_info)}
-    known = dict(constants)
+    shapes = dict(chain(listed.inputs, listed.value_info))
+    known = ChainMap({}, constants)
     folded: dict[str, np.ndarray] = {}
     opsets = list(model.opset_import)
     for node in model.graph.node:

@@ -27,6 +27,7 @@ from .construction_onnx import onnx_definitions
 from .einsum import einsum_contraction
 from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
+from .onnx_nodes import STANDARD_DOMAINS, qualified_op, subgraphs
 from .onnx_quantized import float_node_name, float_weight_name
 from .sources import source_from_trace
 
@@ -107,11 +108,12 @@ class _Node(NamedTuple):
     doc_string: str
     attrs: dict
     meta: dict[str, str]
+    proto: onnx.NodeProto
 
     @classmethod
     def of(cls, proto: onnx.NodeProto, inputs: list[str], op_type: str, domain: str) -> "_Node":
         return cls(proto.name, op_type, domain, inputs, list(proto.output), proto.doc_string,
-                   _attrs(proto) if proto.attribute else {}, _metadata(proto))
+                   _attrs(proto) if proto.attribute else {}, _metadata(proto), proto)
 
 
 class _LayerNode(NamedTuple):
@@ -241,15 +243,15 @@ class _Builder:
                 continue  # data-independent: shape arithmetic or constants
             if op_type == "Transpose" and proto.input[0] in channels_last:
                 continue  # the input's layout change: the input layer stands for it
-            if op_type in _PASS_THROUGH and domain in ("", "ai.onnx"):
+            if op_type in _PASS_THROUGH and domain in STANDARD_DOMAINS:
                 aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
                 sole[proto.output[0]] = readers[inputs[0]] == 1 and sole.get(inputs[0], True)
                 continue
-            if op_type == "MatMul" and domain in ("", "ai.onnx") and len(inputs) == 2 and inputs[1] in constants:
+            if op_type == "MatMul" and domain in STANDARD_DOMAINS and len(inputs) == 2 and inputs[1] in constants:
                 weight = self.loaded.shapes.get(inputs[1])
                 if weight and len(weight) == 2:
                     dense[proto.output[0]] = weight[1]
-            if op_type == "Add" and domain in ("", "ai.onnx") and len(data_inputs) == 1 and len(inputs) == 2:
+            if op_type == "Add" and domain in STANDARD_DOMAINS and len(data_inputs) == 1 and len(inputs) == 2:
                 product = aliases.get(data_inputs[0], data_inputs[0])
                 bias = inputs[1] if inputs[0] == data_inputs[0] else inputs[0]
                 if product in dense and readers[data_inputs[0]] == 1 and sole.get(data_inputs[0], True) \
@@ -296,7 +298,7 @@ class _Builder:
             if value.name in inits or value.name in outputs or not nodes or not shape or len(shape) < 3:
                 continue
             to_first = [0, len(shape) - 1, *range(1, len(shape) - 1)]
-            if all(n.op_type == "Transpose" and n.domain in ("", "ai.onnx") and len(n.input) == 1
+            if all(n.op_type == "Transpose" and n.domain in STANDARD_DOMAINS and len(n.input) == 1
                    and _attrs(n).get("perm") == to_first and self.loaded.shapes.get(n.output[0])
                    for n in nodes):
                 found[value.name] = [n.output[0] for n in nodes]
@@ -310,7 +312,7 @@ class _Builder:
         out_shape = shapes.get(node.output[0]) if node.output else None
         if op is Op.RECURRENT and not node.output[0]:  # only the last hidden state is used
             out_shape = next((shapes.get(o) for o in node.output if o), None)
-        source_op = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}::{node.op_type}"
+        source_op = qualified_op(node.domain, node.op_type)
         if node.output:
             source_op = self.loaded.float_view.source_ops.get(node.output[0], source_op)
         fields = dict(name=name, op=op, source_op=source_op, output_shape=out_shape, input_shapes=in_shapes,
@@ -326,7 +328,7 @@ class _Builder:
         if op is Op.OTHER:
             unsupported = self.graph.graph["unsupported_ops"]
             unsupported[fields["source_op"]] += 1
-            _count_subgraph_ops(node.attrs, node.op_type, unsupported)
+            _count_subgraph_ops(subgraphs(node.proto), node.op_type, unsupported)
         return frozen_record(Layer, fields)
 
     def _edges(self, n: _LayerNode, name: str, aliases: dict[str, str]) -> list[tuple[str, str, dict]]:
@@ -378,7 +380,7 @@ class _Builder:
 
     def _op(self, node: _Node) -> Op:
         t = node.op_type
-        if node.domain not in ("", "ai.onnx"):
+        if node.domain not in STANDARD_DOMAINS:
             return Op.OTHER
         if t == "Conv":
             return Op.CONV
@@ -617,18 +619,12 @@ class _Builder:
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
 
 
-def _count_subgraph_ops(attrs: dict, parent: str, counts: Counter) -> None:
+def _count_subgraph_ops(graphs: list[onnx.GraphProto], parent: str, counts: Counter) -> None:
     """Count the ops inside a not-understood node's subgraphs (a ``Loop`` body) as ``Op (in Parent)``."""
-    for value in attrs.values():
-        graphs = value if isinstance(value, list) else [value]
-        for graph in graphs:
-            if not isinstance(graph, onnx.GraphProto):
-                continue
-            for inner in graph.node:
-                op = inner.op_type if inner.domain in ("", "ai.onnx") else f"{inner.domain}::{inner.op_type}"
-                counts[f"{op} (in {parent})"] += 1
-                if inner.attribute:
-                    _count_subgraph_ops(_attrs(inner), inner.op_type, counts)
+    for graph in graphs:
+        for inner in graph.node:
+            counts[f"{qualified_op(inner.domain, inner.op_type)} (in {parent})"] += 1
+            _count_subgraph_ops(subgraphs(inner), inner.op_type, counts)
 
 
 def _comment(node: _Node) -> str:

@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import onnx
 
+from .onnx_nodes import STANDARD_DOMAINS, op_types, qualified_op, subgraphs
+
 __all__ = ["FloatView", "read_as_float", "float_weight_name", "float_node_name"]
 
 _MS = "com.microsoft"
@@ -106,11 +108,17 @@ def float_node_name(name: str, output: str, view: FloatView) -> str:
     return name
 
 
+#: Op types the rewrite reads or rewrites; a model with none of them is left as it is.
+_QUANTIZATION_OPS = frozenset({op_type for _, op_type in _FORMS} | {"DequantizeLinear", "DynamicQuantizeLinear"})
+
+
 def read_as_float(model: onnx.ModelProto) -> FloatView:
     """Rewrite ``model.graph`` and its subgraphs in place (see the module docstring); returns
     what it recorded."""
     view = FloatView()
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+    if _QUANTIZATION_OPS.isdisjoint(op_types(model.graph)):
+        return view  # a float model: nothing to read back, whatever its size
+    opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), 1)
     _graph_as_float(model.graph, view, opset, set())
     return view
 
@@ -119,16 +127,15 @@ def _graph_as_float(graph: onnx.GraphProto, view: FloatView, opset: int, outer: 
     initializers = outer | {t.name for t in graph.initializer}
     rewritten: set[str] = set()
     for node in graph.node:
-        for attr in node.attribute:  # the branches of an If, the body of a Loop
-            for sub in (attr.g,) if attr.type == onnx.AttributeProto.GRAPH else attr.graphs:
-                _graph_as_float(sub, view, opset, initializers)
+        for sub in subgraphs(node):  # the branches of an If, the body of a Loop
+            _graph_as_float(sub, view, opset, initializers)
         domain = "" if node.domain == "ai.onnx" else node.domain
         if node.op_type == "DequantizeLinear" and domain == "" and node.input and node.input[0] in initializers:
             view.dequantized[node.output[0]] = node.input[0]
         form = _FORMS.get((domain, node.op_type))
         if form is None or _channels_last(node):
             continue
-        source_op = node.op_type if not domain else f"{domain}::{node.op_type}"
+        source_op = qualified_op(domain, node.op_type)
         inputs = list(node.input)
         positions = range(2, len(inputs), 3) if node.op_type == "QLinearConcat" else form.inputs
         new_inputs = [inputs[p] if p < len(inputs) else "" for p in positions]
@@ -174,7 +181,7 @@ def _undo_dynamic_quantization(graph: onnx.GraphProto, view: FloatView, initiali
     scales: set[str] = set()  # tensors computed from DynamicQuantizeLinear's scale and zero point
     constants = set(initializers) | {o for n in nodes if n.op_type == "Constant" for o in n.output}
     for node in nodes:
-        if node.op_type == "DynamicQuantizeLinear" and node.domain in ("", "ai.onnx"):
+        if node.op_type == "DynamicQuantizeLinear" and node.domain in STANDARD_DOMAINS:
             scales.update(o for o in node.output[1:] if o)
         elif any(i in scales for i in node.input) and all(i in scales or i in constants for i in node.input if i):
             scales.update(o for o in node.output if o)
@@ -186,7 +193,7 @@ def _undo_dynamic_quantization(graph: onnx.GraphProto, view: FloatView, initiali
     producer = {o: n for n in nodes for o in n.output if o}
     dims = {t.name: list(t.dims) for t in graph.initializer}
     for node in nodes:
-        if node.op_type not in ("Mul", "Add") or node.domain not in ("", "ai.onnx") or len(node.input) != 2:
+        if node.op_type not in ("Mul", "Add") or node.domain not in STANDARD_DOMAINS or len(node.input) != 2:
             continue
         data = [i for i in node.input if i not in scales]
         if len(data) != 1 or data[0] in constants:
@@ -201,7 +208,7 @@ def _undo_dynamic_quantization(graph: onnx.GraphProto, view: FloatView, initiali
     _drop_dead(graph, scales, outputs)
     readers = _readers(graph)
     for node in graph.node:
-        if node.op_type == "DynamicQuantizeLinear" and node.domain in ("", "ai.onnx") \
+        if node.op_type == "DynamicQuantizeLinear" and node.domain in STANDARD_DOMAINS \
                 and not any(readers.get(o) or o in outputs for o in node.output[1:] if o):
             _to_identity(node, node.input[0])
             changed.update(node.output)
