@@ -16,9 +16,10 @@ edits a :class:`Rewrite`. Adding a step is writing one function decorated with
     and shift (counted on the conv as parameters, the shift as a bias).
 :func:`fold_pads`
     A ``Pad`` read only by a conv or pooling window (or by another ``Pad`` of the same
-    mode), or only by several windows, becomes part of each window's padding. Any mode
-    folds: zeros as the exporters' own fusion does, and ``reflect``/``edge``/``wrap`` too, which keep their mode on the
-    window (:attr:`Layer.mode <archlint.graph.Layer.mode>`) so reports can tell them apart.
+    mode), or only by several windows, becomes part of each window's padding; so does a
+    ``Pad`` of a (batch, length) signal read by a window once a reshape adds the channel
+    axis (an audio front end's framing). Any mode folds: zeros as the exporters' own fusion
+    does, and ``reflect``/``edge``/``wrap`` too, which keep their mode on the window (:attr:`Layer.mode <archlint.graph.Layer.mode>`) so reports can tell them apart.
     A Pad counts no operations, folded or not, so MACs and other-op counts do not change;
     receptive fields do not either (a Pad shifts the field exactly as the same padding on
     the window does).
@@ -178,8 +179,10 @@ def fold_pads(rewrite: Rewrite) -> None:
     """Fold a Pad into the window (or same-mode Pad) that alone reads it, or into every window reading it."""
     for name in rewrite.order():
         pad = rewrite.layer(name)
-        if pad.op is not Op.PAD or not _spatial_pad(pad) or len(rewrite.graph.pred[name]) != 1:
+        if pad.op is not Op.PAD or len(rewrite.graph.pred[name]) != 1:
             continue  # (any output of its producer: a Pad of one chunk of a split folds too)
+        if _fold_through_channel_axis(rewrite, name, pad) or not _spatial_pad(pad):
+            continue
         targets = _pad_readers(rewrite, name)
         rank = len(pad.pads_begin)
         if not targets or not all(_folds_into(pad, rewrite.layer(t), rank) for t in targets):
@@ -192,6 +195,30 @@ def fold_pads(rewrite: Rewrite) -> None:
             rewrite.replace(target, pads_begin=begin, pads_end=end, input_shapes=shapes,
                             mode=_mode(pad) or into.mode)
         rewrite.splice(name)
+
+
+def _fold_through_channel_axis(rewrite: Rewrite, name: str, pad: Layer) -> bool:
+    """Fold a Pad of a (batch, length) signal into the window that reads it once a reshape has
+    added the channel axis (``F.pad(x, ...)`` then ``x.unsqueeze(1)`` then ``conv1d``: an audio
+    front end's framing); the reshape then reads the unpadded signal. Whether it applied."""
+    x, padded = (pad.input_shapes[0] if pad.input_shapes else None), pad.output_shape
+    if not x or not padded or len(x) != 2 or len(pad.pads_begin) != 1:
+        return False
+    reshape = rewrite.only_consumer(name)
+    window = reshape and rewrite.only_consumer(reshape)
+    if not window or rewrite.layer(reshape).op is not Op.RESHAPE \
+            or rewrite.layer(reshape).output_shape != (padded[0], 1, padded[1]) \
+            or rewrite.graph.edges[reshape, window].get("index", 0) != 0 \
+            or not _folds_into(pad, rewrite.layer(window), 1) or rewrite.layer(window).op is Op.PAD:
+        return False
+    into = rewrite.layer(window)
+    signal = (x[0], 1, x[1])
+    rewrite.replace(reshape, input_shapes=(x,), output_shape=signal)
+    rewrite.replace(window, pads_begin=(pad.pads_begin[0] + (into.pads_begin or (0,))[0],),
+                    pads_end=(pad.pads_end[0] + (into.pads_end or (0,))[0],),
+                    input_shapes=(signal,) + tuple(into.input_shapes[1:]), mode=_mode(pad) or into.mode)
+    rewrite.splice(name)
+    return True
 
 
 def _pad_readers(rewrite: Rewrite, name: str) -> list[str] | None:

@@ -186,3 +186,50 @@ def test_identities_on_the_pytorch_path_are_spliced(torch):
     graph = load_graph(Passes(), input_shapes=(1, 3, 8, 8))
     assert [layer.op for layer in graph.layers()] == [Op.INPUT, Op.CONV]
     assert graph.graph["outputs"] == ["conv"]
+
+
+def _framing(torch, pad: int):
+    nn, F = torch.nn, torch.nn.functional
+
+    class Framing(nn.Module):  # an audio front end (silero-vad's STFT): pad the signal, add the channel axis, frame
+        def __init__(self):
+            super().__init__()
+            self.stft = nn.Conv1d(1, 258, 256, stride=128, bias=False)
+
+        def forward(self, x):
+            if pad:
+                x = F.pad(x, (pad, pad), mode="reflect")
+            return self.stft(x.unsqueeze(1))
+    return Framing()
+
+
+@pytest.mark.parametrize("path", ["torch", "legacy", "dynamo"])
+def test_a_pad_of_a_signal_before_its_channel_axis_is_added_becomes_the_framing_convs_padding(torch, tmp_path, path):
+    """Centre padding by half a window (128 of 256, as STFTs do) before ``unsqueeze(1)``: every sample
+    is read, and 576 samples give 5 frames, as 'same' padding would. Read as an unpadded conv on the
+    padded 832 samples, its last 64 positions (all padding) were reported as never read (AL202) and
+    the conv as unpadded (AL301)."""
+    module, x = _framing(torch, 128).eval(), torch.randn(4, 576)
+    model = module if path == "torch" else str(export_onnx(module, x, tmp_path / f"{path}.onnx", path))
+    graph = load_graph(model, input_shapes=(4, 576))
+    assert not [layer for layer in graph.layers() if layer.op is Op.PAD]
+    conv, = [layer for layer in graph.layers() if layer.op is Op.CONV]
+    assert (conv.pads_begin, conv.pads_end, conv.mode) == ((128,), (128,), "reflect")
+    assert conv.input_shapes[0] == (4, 1, 576) and conv.output_shape == (4, 258, 5)
+    report = archlint.lint(model, input_shapes=(4, 576))
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        module(x)
+    assert 2 * report.summary.macs == counter.get_total_flops()
+    assert not [f.code for f in report.findings if f.layer == conv.name and f.code in ("AL202", "AL301")]
+
+
+@pytest.mark.parametrize("path", ["torch", "legacy"])
+def test_an_unpadded_framing_conv_still_leaves_its_last_samples_unread(torch, tmp_path, path):
+    """Without the pad, windows of 256 at stride 128 on 576 samples end at 512: the last 64 real
+    samples are never read (AL202) and the conv gives 3 frames instead of 5 (AL301)."""
+    module, x = _framing(torch, 0).eval(), torch.randn(4, 576)
+    model = module if path == "torch" else str(export_onnx(module, x, tmp_path / f"{path}.onnx", path))
+    report = archlint.lint(model, input_shapes=(4, 576))
+    assert sorted(f.code for f in report.findings if f.code in ("AL202", "AL301")) == ["AL202", "AL301"]

@@ -570,7 +570,7 @@ class _Builder:
         return pads[:n], pads[n:]
 
     def _pad_layer(self, node, a, x) -> dict:
-        if not x or len(x) < 3:
+        if not x or len(x) < 2:
             return {}
         rank = len(x)
         pads = a.get("pads")
@@ -589,7 +589,10 @@ class _Builder:
         begin, end = [0] * rank, [0] * rank
         for i, axis in enumerate(axes):
             begin[axis], end[axis] = int(pads[i]), int(pads[i + k])
-        return dict(pads_begin=tuple(begin[2:]), pads_end=tuple(end[2:]),
+        first = 2 if rank > 2 else 1  # a (batch, length) signal: no channel axis, its length is spatial
+        if rank == 2 and (begin[0] or end[0]):
+            return {}
+        return dict(pads_begin=tuple(begin[first:]), pads_end=tuple(end[first:]),
                     mode=_as_str(a.get("mode", "constant")))
 
     def _slice_layer(self, node, a, x) -> dict:

@@ -432,17 +432,20 @@ class OpSpecs:
         return self._resize(node, x, mode, align)
 
     def _pad(self, x, pad, mode) -> tuple[Op, str, dict]:
-        if not x or len(x) < 3:
+        if not x or len(x) < 2:
             return Op.PAD, "Pad", {}
         rank = len(x)
         if not isinstance(pad, int) and not all(isinstance(p, int) for p in pad):
             return Op.PAD, "Pad", {}  # amounts not known as integers: the layer keeps its traced shape only
-        pad = int_tuple(pad, 2 * (rank - 2)) if isinstance(pad, int) else tuple(pad)
+        first = 2 if rank > 2 else 1  # a (batch, length) signal: no channel axis, its length is spatial
+        pad = int_tuple(pad, 2 * (rank - first)) if isinstance(pad, int) else tuple(pad)
         begin, end = [0] * rank, [0] * rank
         for i in range(len(pad) // 2):  # pairs from the last axis backwards
             axis = rank - 1 - i
             begin[axis], end[axis] = pad[2 * i], pad[2 * i + 1]
-        return Op.PAD, "Pad", dict(pads_begin=tuple(begin[2:]), pads_end=tuple(end[2:]), mode=mode)
+        if rank == 2 and (begin[0] or end[0]):
+            return Op.PAD, "Pad", {}
+        return Op.PAD, "Pad", dict(pads_begin=tuple(begin[first:]), pads_end=tuple(end[first:]), mode=mode)
 
     def _perm(self, node, name, x) -> dict:
         if not x:
