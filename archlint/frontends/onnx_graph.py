@@ -269,6 +269,7 @@ class _Builder:
 
         names = self._names(layer_nodes)
         definitions = self._definitions(layer_nodes, [path for *_, path in names])
+        self.graph.graph["notes"].extend(_decomposed_recurrent_notes(layer_nodes, [path for *_, path in names]))
         nodes: list[tuple[str, dict]] = []
         edges: list[tuple[str, str, dict]] = []
         for n, (name, origin, source, _), defined in zip(layer_nodes, names, definitions):
@@ -620,6 +621,31 @@ class _Builder:
             s = s + size if s < 0 else s
             first[axis], step[axis] = min(max(s, 0), size), st
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
+
+
+#: Recurrent module classes named in a torch export's ``pkg.torch.onnx.class_hierarchy``.
+_RECURRENT_CLASSES = {"torch.nn.modules.rnn.RNN": "nn.RNN", "torch.nn.modules.rnn.LSTM": "nn.LSTM",
+                      "torch.nn.modules.rnn.GRU": "nn.GRU"}
+
+
+def _decomposed_recurrent_notes(nodes: list[_LayerNode], paths: list[str | None]) -> list[str]:
+    """A note per recurrent module that a torch export wrote as per-step operations instead of a
+    recurrent op (the dynamo exporter does so for ``nn.RNN``): its counts are the file's, not the module's."""
+    decomposed: dict[str, str] = {}
+    recurrent: set[str | None] = set()
+    for n, path in zip(nodes, paths):
+        if n.op is Op.RECURRENT:
+            recurrent.add(path)
+            continue
+        hierarchy = n.node.meta.get("pkg.torch.onnx.class_hierarchy", "")
+        kind = next((short for name, short in _RECURRENT_CLASSES.items() if f"'{name}'" in hierarchy), None)
+        if kind and path is not None:
+            decomposed.setdefault(path, kind)
+    return [f"{kind} '{path}' is written as per-step matrix products, not as a recurrent op: MACs and parameters "
+            "are those the file holds (a product the exporter computed ahead of time from the zero initial "
+            "state is not in the file, and the recurrent weights count once per step that reads them); lint "
+            "the module or its torch.export program for the module's own counts"
+            for path, kind in decomposed.items() if path not in recurrent]
 
 
 def _count_subgraph_ops(graphs: list[onnx.GraphProto], parent: str, counts: Counter) -> None:
