@@ -15,7 +15,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from types import ModuleType
 
-from ..errors import RuleError
+from ..errors import RuleError, one_line
 from ..rule import Rule
 
 __all__ = ["discover_rules", "GROUP"]
@@ -53,7 +53,7 @@ def _entry_point_rules() -> tuple[tuple[Callable[[], str], tuple[type[Rule], ...
         try:
             module = ep.load()
         except Exception as exc:
-            raise RuleError(f"rule plugin {origin()} failed to load: {type(exc).__name__}: {exc}") from None
+            raise RuleError(f"rule plugin {origin()} failed to load: {one_line(exc, named=True)}") from None
         found.append((origin, tuple(_rules_of(module, origin, ep.name))))
     return tuple(found)
 
@@ -70,7 +70,7 @@ def _from_folder(folder: Path) -> list[tuple[Callable[[], str], list[type[Rule]]
         try:
             spec.loader.exec_module(module)
         except Exception as exc:
-            raise RuleError(f"rule file {origin} failed to load: {type(exc).__name__}: {exc}") from None
+            raise RuleError(f"rule file {origin} failed to load: {one_line(exc, named=True)}") from None
         if hasattr(module, "get_rules"):
             named = functools.partial(str, origin)
             found.append((named, _rules_of(module, named, None)))

@@ -11,7 +11,7 @@ from .. import __version__
 from ..analyses import ANALYSES, Analysis
 from ..analyses.macs import total_params
 from ..analyses.shapes import check_shapes
-from ..errors import ArchlintError, RuleError
+from ..errors import ArchlintError, RuleError, one_line
 from ..frontends import load_graph
 from ..gc_pause import gc_paused
 from ..graph import Graph, Op
@@ -73,7 +73,7 @@ def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dic
             raise
         except Exception as exc:
             raise RuleError(f"{graph.model}: rule {rule.code} ({rule.name}) crashed: "
-                            f"{type(exc).__name__}: {exc}") from None
+                            f"{one_line(exc, named=True)}") from None
     return findings
 
 
