@@ -9,9 +9,9 @@ import types
 import pytest
 
 import archlint
-import rules
+import archlint.rules
 
-PACKAGES = (archlint, rules)
+PACKAGES = (archlint, archlint.rules)  # the built-in rules live in rules/, installed as archlint.rules
 
 
 def _modules() -> list[str]:
@@ -19,7 +19,7 @@ def _modules() -> list[str]:
     for package in PACKAGES:
         names.append(package.__name__)
         names += [m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")]
-    return names
+    return list(dict.fromkeys(names))  # an installed tree holds archlint.rules under archlint
 
 
 @pytest.mark.parametrize("name", _modules())
