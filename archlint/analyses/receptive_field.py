@@ -127,19 +127,10 @@ class ReceptiveField:
 
     def __post_init__(self) -> None:
         # computed once here: every report row reads all three
-        size, stride, padding = [], [], []
-        for pieces, n in zip(self.axes, self.extent):
-            if len(pieces) == 1:
-                size.append(pieces[0].size)
-                stride.append(pieces[0].stride)
-                padding.append(pieces[0].padding)
-            else:
-                size.append(_span(pieces, n))
-                stride.append(max(p.stride for p in pieces))
-                padding.append(max(p.padding for p in pieces))
-        object.__setattr__(self, "size", tuple(size))
-        object.__setattr__(self, "stride", tuple(stride))
-        object.__setattr__(self, "padding", tuple(padding))
+        size, stride, padding = _derived(self.axes, self.extent)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "stride", stride)
+        object.__setattr__(self, "padding", padding)
 
     @property
     def has_positions(self) -> bool:
@@ -149,11 +140,43 @@ class ReceptiveField:
     def moved(self, axes=None, extent=None, positions=None, context: bool | None = None,
               token_axis: int | None | bool = False) -> "ReceptiveField":
         """A copy with some parts replaced (fields are immutable); ``token_axis=False`` keeps it."""
-        return ReceptiveField(self.axes if axes is None else tuple(axes),
-                              self.extent if extent is None else tuple(extent),
-                              self.positions if positions is None else tuple(positions),
-                              self.is_global, self.global_context if context is None else context,
-                              self.token_axis if token_axis is False else token_axis)
+        return _make(self.axes if axes is None else tuple(axes),
+                     self.extent if extent is None else tuple(extent),
+                     self.positions if positions is None else tuple(positions),
+                     self.is_global, self.global_context if context is None else context,
+                     self.token_axis if token_axis is False else token_axis)
+
+
+def _derived(axes: tuple[tuple[AxisField, ...], ...], extent: tuple[int, ...]
+             ) -> tuple[tuple[int | Fraction, ...], tuple[int | Fraction, ...], tuple[int | Fraction, ...]]:
+    """``size``, ``stride`` and ``padding`` of a :class:`ReceptiveField` with these pieces and extent."""
+    size, stride, padding = [], [], []
+    for pieces, n in zip(axes, extent):
+        if len(pieces) == 1:
+            piece = pieces[0]
+            size.append(piece.size)
+            stride.append(piece.stride)
+            padding.append(piece.padding)
+        else:
+            size.append(_span(pieces, n))
+            stride.append(max(p.stride for p in pieces))
+            padding.append(max(p.padding for p in pieces))
+    return tuple(size), tuple(stride), tuple(padding)
+
+
+def _make(axes: tuple[tuple[AxisField, ...], ...], extent: tuple[int, ...], positions: tuple[int, ...] = (),
+          is_global: bool = False, context: bool = False, token_axis: int | None = None) -> ReceptiveField:
+    """``ReceptiveField(axes, extent, positions, is_global, context, token_axis)``, built in one step.
+
+    The analysis builds one field per layer: filling the instance at once spares the frozen
+    dataclass's call per attribute. The result equals the constructor's in every attribute.
+    """
+    field = object.__new__(ReceptiveField)
+    size, stride, padding = _derived(axes, extent)
+    object.__setattr__(field, "__dict__", {
+        "axes": axes, "extent": extent, "positions": positions, "is_global": is_global,
+        "global_context": context, "token_axis": token_axis, "size": size, "stride": stride, "padding": padding})
+    return field
 
 
 def _span(pieces: tuple[AxisField, ...], n: int) -> Fraction:
@@ -202,22 +225,27 @@ def _globalize(field: ReceptiveField, positions: tuple[int, ...] = (), token_axi
             axes.append((AxisField(0, end - start + 1, -start),))
     if extent is None:
         extent = field.extent if positions or token_axis is not None else (1,) * len(axes)
-    return ReceptiveField(tuple(axes), tuple(extent), tuple(positions), True, field.global_context, token_axis)
+    return _make(tuple(axes), tuple(extent), tuple(positions), True, field.global_context, token_axis)
 
 
 def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
     axes = []
+    kernel, stride, dilation, pads = layer.kernel, layer.stride, layer.dilation, layer.pads_begin
+    transposed = layer.op is Op.CONV_TRANSPOSE
     for axis, pieces in enumerate(field.axes):
-        k, s = layer.kernel[axis], layer.stride[axis]
-        d, p = layer.dilation[axis], layer.pads_begin[axis]
+        k, s = kernel[axis], stride[axis]
+        d, p = dilation[axis], pads[axis]
         reach = d * (k - 1)
-        if layer.op is Op.CONV_TRANSPOSE:
+        if transposed:
             axes.append(tuple(AxisField(Fraction(q.stride) / s, q.size + Fraction(reach, s) * q.stride,
                                         q.padding + Fraction(reach - p, s) * q.stride) for q in pieces))
+        elif len(pieces) == 1:
+            q = pieces[0]
+            axes.append((AxisField(q.stride * s, q.size + reach * q.stride, q.padding + p * q.stride),))
         else:
             axes.append(tuple([AxisField(q.stride * s, q.size + reach * q.stride, q.padding + p * q.stride)
                                for q in pieces]))
-    return ReceptiveField(tuple(axes), extent, field.positions, field.is_global, field.global_context)
+    return _make(tuple(axes), extent, field.positions, field.is_global, field.global_context)
 
 
 def _resize(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
@@ -320,9 +348,16 @@ def receptive_fields(graph: Graph, *, live: set[str] | None = None) -> dict[str,
     return fields
 
 
+#: ``_standard`` by rank, for the ranks real tensors have.
+_STANDARD = tuple(tuple(range(2, rank)) for rank in range(9))
+
+
 def _standard(shape: tuple[int, ...] | None) -> tuple[int, ...]:
     """Positions of the spatial axes of an NCHW-style tensor: ``(2, 3)`` for rank 4."""
-    return tuple(range(2, len(shape))) if shape and len(shape) >= 3 else ()
+    if not shape:
+        return ()
+    rank = len(shape)
+    return _STANDARD[rank] if rank < len(_STANDARD) else tuple(range(2, rank))
 
 
 def _extent_at(shape: tuple[int, ...] | None, positions: tuple[int, ...]) -> tuple[int, ...] | None:
@@ -431,7 +466,7 @@ def _hull(fields: list[ReceptiveField]) -> ReceptiveField:
     for a in range(len(spans[0].axes)):
         axes.append(_union([f.axes[a][0] for f in spans if len(f.axes) == len(spans[0].axes)]))  # all stride 0
     context = any(f.global_context for f in fields)
-    return ReceptiveField(tuple(axes), (1,) * len(axes), (), True, context)
+    return _make(tuple(axes), (1,) * len(axes), (), True, context)
 
 
 def grid_operand(layer: Layer, inputs: list[ReceptiveField]) -> int | None:
