@@ -29,6 +29,10 @@ __all__ = ["Cost", "costs", "total_params", "layer_macs", "OTHER_CATEGORIES", "C
 
 #: Labels of the non-headline operation counts, in report order.
 OTHER_CATEGORIES = ("bias", "pooling", "activation", "elementwise", "normalization", "resize")
+#: Layers with multiply-accumulates (the others count 0), and those of them whose other ops are bias adds.
+_MAC_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL, Op.RECURRENT})
+_BIASED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL})
+_POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 _CATEGORY = {Op.ACTIVATION: "activation", Op.ADD: "elementwise", Op.MUL: "elementwise",
              Op.NORM: "normalization", Op.RESIZE: "resize"}
 
@@ -63,15 +67,18 @@ def layer_macs(layer: Layer) -> int:
     >>> layer_macs(lstm) == 25 * 2 * 2 * 4 * 128 * (64 + 128)
     True
     """
+    op = layer.op
+    if op not in _MAC_OPS:
+        return 0
     out = layer.output_shape
-    if layer.op is Op.CONV:
+    if op is Op.CONV:
         return math.prod(out) * (layer.in_channels // layer.groups) * math.prod(layer.kernel)
-    if layer.op is Op.CONV_TRANSPOSE:
+    if op is Op.CONV_TRANSPOSE:
         x = layer.input_shapes[0]
         return math.prod(x) * (layer.out_channels // layer.groups) * math.prod(layer.kernel)
-    if layer.op in (Op.LINEAR, Op.MATMUL):
+    if op is Op.LINEAR or op is Op.MATMUL:
         return math.prod(out) * layer.in_channels
-    if layer.op is Op.RECURRENT:
+    if op is Op.RECURRENT:
         steps_times_batch = math.prod(layer.input_shapes[0][:2])
         hidden = layer.out_channels
         return steps_times_batch * layer.directions * layer.gates * hidden * (layer.in_channels + hidden)
@@ -83,17 +90,20 @@ def _other(layer: Layer) -> tuple[int, str]:
     if out is None:
         return 0, ""
     n = math.prod(out)
-    if layer.op in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL):
+    op = layer.op
+    if op in _BIASED_OPS:
         has_bias = len(layer.param_shapes) > 1
         return (n, "bias") if has_bias else (0, "")
-    if layer.op in (Op.MAX_POOL, Op.AVG_POOL):
+    if op in _POOL_OPS:
         return n * math.prod(layer.kernel), "pooling"
+    category = _CATEGORY.get(op)
+    if category == "activation":
+        return n, category  # the common case, settled at once
     x = layer.input_shapes[0] if layer.input_shapes else None
-    if layer.op is Op.GLOBAL_POOL:
+    if op is Op.GLOBAL_POOL:
         return (math.prod(x) if x else 0), "pooling"
-    if layer.op is Op.NORM and x and math.prod(x) > n:  # statistics reduced over channels or tokens
+    if op is Op.NORM and x and math.prod(x) > n:  # statistics reduced over channels or tokens
         return math.prod(x), "normalization"
-    category = _CATEGORY.get(layer.op)
     return (n, category) if category else (0, "")
 
 
@@ -110,10 +120,15 @@ def costs(graph: Graph) -> dict[str, Cost]:
     Cost(macs=2048000, params=2049000, other_ops=1000, category='bias')
     """
     result = {}
+    shared: dict[tuple[int, int, int, str], Cost] = {}  # equal costs (repeated blocks) share one Cost
     for layer in graph.layers():
-        params = sum(map(math.prod, layer.param_shapes))
+        params = sum(map(math.prod, layer.param_shapes)) if layer.param_shapes else 0
         ops, category = _other(layer)
-        result[layer.name] = Cost(layer_macs(layer), params, ops, category)
+        key = (layer_macs(layer), params, ops, category)
+        cost = shared.get(key)
+        if cost is None:
+            cost = shared[key] = Cost(*key)
+        result[layer.name] = cost
     return result
 
 
