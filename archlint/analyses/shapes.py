@@ -17,6 +17,7 @@ __all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spat
            "whole_map_window"]
 
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
+_MATRIX_PRODUCTS = frozenset({Op.LINEAR, Op.MATMUL})
 _SHAPE_DEPENDENT = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL,
                               Op.LINEAR, Op.MATMUL, Op.INPUT})
 
@@ -134,19 +135,15 @@ def check_shapes(graph: Graph) -> list[str]:
             raise ShapeError(graph.model, f"layer '{layer.name}' has a negative dimension {list(layer.output_shape)}")
         if layer.op in _WINDOWED:
             _check_window(graph, layer)
-        if layer.op in (Op.LINEAR, Op.MATMUL) and layer.in_channels is None:
+        if layer.op in _MATRIX_PRODUCTS and layer.in_channels is None:
             raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): input shape unknown")
     return unknown
 
 
-@lru_cache(maxsize=4096)
 def _mismatched_axis(op: Op, sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
                      pads_begin: tuple[int, ...], pads_end: tuple[int, ...], dilation: tuple[int, ...],
                      ceil_mode: bool, out: tuple[int, ...]) -> int | None:
-    """The first spatial axis whose output size does not follow from the window, or ``None``.
-
-    Cached: models repeat a few window configurations many times.
-    """
+    """The first spatial axis whose output size does not follow from the window, or ``None``."""
     for axis, (args, got) in enumerate(zip(zip(sizes, kernel, stride, pads_begin, pads_end, dilation), out)):
         if op is Op.CONV_TRANSPOSE:
             low = transposed_output_size(*args)
@@ -160,31 +157,52 @@ def _mismatched_axis(op: Op, sizes: tuple[int, ...], kernel: tuple[int, ...], st
 
 
 def _check_window(graph: Graph, layer: Layer) -> None:
-    def fail(problem: str) -> None:
-        raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): {problem}")
+    x = layer.input_shapes[0] if layer.input_shapes else None
+    window = (layer.op, x, layer.output_shape, layer.kernel, layer.stride, layer.pads_begin, layer.pads_end,
+              layer.dilation, layer.ceil_mode, layer.in_channels, layer.out_channels, layer.groups)
+    try:
+        valid = _valid_window(*window)
+    except TypeError:  # an attribute that is not hashable: checked below, without the cache
+        valid = False
+    if not valid:
+        problem = _window_problem(*window)
+        if problem is not None:
+            raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): {problem}")
 
-    x, out = layer.input_shapes[0] if layer.input_shapes else None, layer.output_shape
+
+@lru_cache(maxsize=4096)
+def _valid_window(*window) -> bool:
+    """Whether a window configuration passes :func:`_window_problem`.
+
+    Cached: models repeat a few window configurations many times. Only the answer is kept;
+    the message of a failing configuration is written from the layer itself.
+    """
+    return _window_problem(*window) is None
+
+
+def _window_problem(op: Op, x, out, kernel, stride, pads_begin, pads_end, dilation, ceil_mode,
+                    in_channels, out_channels, groups) -> str | None:
+    """What is wrong with a conv or pooling layer of these attributes, or ``None``."""
     if x is None:
-        fail("input shape unknown")
-    if len(x) != len(layer.kernel) + 2:
-        fail(f"input of rank {len(x)} does not match a {len(layer.kernel)}-D kernel")
-    if layer.op in (Op.CONV, Op.CONV_TRANSPOSE):
-        if layer.in_channels != x[1]:
-            fail(f"input has {x[1]} channels, its weight expects {layer.in_channels}")
-        if layer.in_channels % layer.groups or layer.out_channels % layer.groups:
-            fail(f"channels {layer.in_channels}->{layer.out_channels} are not divisible by groups={layer.groups}")
-        if out[1] != layer.out_channels:
-            fail(f"output has {out[1]} channels, its weight gives {layer.out_channels}")
-    if min(layer.kernel, default=1) < 1 or min(layer.stride, default=1) < 1:
-        fail(f"kernel {layer.kernel} and stride {layer.stride} must be >= 1")
-    if min(layer.pads_begin + layer.pads_end, default=0) < 0:
-        fail(f"negative padding {layer.pads_begin}/{layer.pads_end}")
-    axis = _mismatched_axis(layer.op, tuple(x[2:]), tuple(layer.kernel), tuple(layer.stride),
-                            tuple(layer.pads_begin), tuple(layer.pads_end), tuple(layer.dilation),
-                            bool(layer.ceil_mode), tuple(out[2:]))
+        return "input shape unknown"
+    if len(x) != len(kernel) + 2:
+        return f"input of rank {len(x)} does not match a {len(kernel)}-D kernel"
+    if op in (Op.CONV, Op.CONV_TRANSPOSE):
+        if in_channels != x[1]:
+            return f"input has {x[1]} channels, its weight expects {in_channels}"
+        if in_channels % groups or out_channels % groups:
+            return f"channels {in_channels}->{out_channels} are not divisible by groups={groups}"
+        if out[1] != out_channels:
+            return f"output has {out[1]} channels, its weight gives {out_channels}"
+    if min(kernel, default=1) < 1 or min(stride, default=1) < 1:
+        return f"kernel {kernel} and stride {stride} must be >= 1"
+    if min(pads_begin + pads_end, default=0) < 0:
+        return f"negative padding {pads_begin}/{pads_end}"
+    axis = _mismatched_axis(op, tuple(x[2:]), tuple(kernel), tuple(stride), tuple(pads_begin), tuple(pads_end),
+                            tuple(dilation), bool(ceil_mode), tuple(out[2:]))
     if axis is not None:
-        fail(f"output size {out[2 + axis]} on spatial axis {axis} does not follow from input {x[2 + axis]}, "
-             f"kernel {layer.kernel[axis]}, stride {layer.stride[axis]}, padding "
-             f"{layer.pads_begin[axis]}+{layer.pads_end[axis]}")
+        return (f"output size {out[2 + axis]} on spatial axis {axis} does not follow from input {x[2 + axis]}, "
+                f"kernel {kernel[axis]}, stride {stride[axis]}, padding {pads_begin[axis]}+{pads_end[axis]}")
     if not all(out):
-        fail(f"empty output {list(out)}")
+        return f"empty output {list(out)}"
+    return None
