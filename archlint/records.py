@@ -55,12 +55,14 @@ def frozen_record(cls: type[T], values: Mapping[str, Any]) -> T:
     """
     defaults, factories, required, names = _SPECS.get(cls) or _spec(cls)
     keys = values.keys()
-    if not required <= keys or not names >= keys:
-        return cls(**values)  # raises the usual TypeError
     record = object.__new__(cls)
     state = record.__dict__
-    if len(keys) < len(names):
-        state.update(defaults)
+    if len(keys) == len(names) and names >= keys:  # every field given (the usual case): no defaults to fill
+        state.update(values)
+        return record
+    if not required <= keys or not names >= keys:
+        return cls(**values)  # raises the usual TypeError
+    state.update(defaults)
     state.update(values)
     for name, factory in factories.items():
         if name not in keys:

@@ -77,18 +77,28 @@ def _run_rules(graph: Graph, rules: Sequence[type[Rule]], options: dict[str, dic
     return findings
 
 
+#: ``op.value`` of every op (the enum's ``value`` is a Python-level property, read once per row otherwise).
+_OP_NAMES = {op: op.value for op in Op}
+
+
 def _rows(graph: Graph, analyses: AnalysisCache) -> list[LayerRow]:
     costs, fields = analyses("costs"), analyses("receptive_fields")
     rows = []
     for layer in graph.layers():
-        cost, field = costs[layer.name], fields[layer.name]
+        name = layer.name
+        cost, field = costs[name], fields[name]
+        if field is None:
+            size = stride = padding = None
+            is_global = global_context = False
+        else:
+            size, stride, padding = field.size, field.stride, field.padding
+            is_global, global_context = bool(field.is_global), bool(field.global_context)
         rows.append(frozen_record(LayerRow, {
-            "name": layer.name, "op": layer.op.value, "source_op": layer.source_op,
+            "name": name, "op": _OP_NAMES[layer.op], "source_op": layer.source_op,
             "output_shape": layer.output_shape, "macs": cost.macs, "params": cost.params,
             "other_ops": cost.other_ops, "other_category": cost.category,
-            "receptive_field": field.size if field else None, "effective_stride": field.stride if field else None,
-            "effective_padding": field.padding if field else None,
-            "rf_global": bool(field and field.is_global), "global_context": bool(field and field.global_context),
+            "receptive_field": size, "effective_stride": stride, "effective_padding": padding,
+            "rf_global": is_global, "global_context": global_context,
             "kernel": layer.kernel, "stride": layer.stride, "groups": layer.groups,
             "source": layer.source, "defined_at": layer.defined_at}))
     return rows
@@ -103,15 +113,19 @@ def _summary(graph: Graph, analyses: AnalysisCache, rows: list[LayerRow], findin
                                      summary.input_extent, summary.covers, summary.global_context,
                                      summary.is_global)
     other: dict[str, int] = {}
+    macs, layers, input_op = 0, 0, Op.INPUT.value
     for row in rows:
+        macs += row.macs
+        if row.op != input_op:
+            layers += 1
         if row.other_ops:
             other[row.other_category] = other.get(row.other_category, 0) + row.other_ops
     return Summary(
-        macs=sum(r.macs for r in rows), params=total_params(graph, analyses("costs")), other_ops=other,
+        macs=macs, params=total_params(graph, analyses("costs")), other_ops=other,
         receptive_field=field_summary,
         inputs={n: graph.layer(n).output_shape for n in graph.graph["inputs"]},
         outputs={n: graph.layer(n).output_shape for n in graph.graph["outputs"]},
-        layers=sum(1 for r in rows if r.op != Op.INPUT.value),
+        layers=layers,
         unsupported_ops=dict(graph.graph["unsupported_ops"]), notes=tuple(notes),
         macs_saved=sum(int(f.data.get("macs_saved", 0)) for f in findings))
 
