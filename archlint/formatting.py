@@ -11,6 +11,7 @@ Large counts (MACs, parameters, elements) print with an SI suffix and 4 signific
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from fractions import Fraction
 
 __all__ = ["format_number", "format_dims", "si_count", "field_text"]
@@ -45,6 +46,7 @@ def format_dims(values: Iterable[int | float | Fraction | None]) -> str:
     return "x".join("?" if v is None else format_number(v) for v in values)
 
 
+@lru_cache(maxsize=4096, typed=True)  # findings of repeated blocks print the same counts again and again
 def si_count(value: int, sep: str = "") -> str:
     """A count with an SI suffix and 4 significant digits; ``sep`` goes between number and suffix.
 

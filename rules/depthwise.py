@@ -62,6 +62,7 @@ class ReplaceableStandardConv(Rule):
         exact = Fraction(limit)  # compared in integers: macs_saved / macs >= limit
         numerator, denominator = exact.numerator, exact.denominator
         min_in = ctx.options["min-separable-in-channels"]
+        limit_text = f"{limit:.0%}"
         for layer in graph.layers():
             if layer.op is not Op.CONV:
                 continue
@@ -78,7 +79,7 @@ class ReplaceableStandardConv(Rule):
                 layer.name,
                 f"conv '{layer.name}' ({kernel}, {layer.in_channels}->{layer.out_channels}) costs "
                 f"{si_count(macs)} MACs; as depthwise {kernel} + pointwise 1x1 {si_count(after)}, "
-                f"saving {si_count(saved)} ({ratio:.0%} >= {limit:.0%})",
+                f"saving {si_count(saved)} ({ratio:.0%} >= {limit_text})",
                 fix=f"use a depthwise {kernel} conv (groups={layer.in_channels}) and a 1x1 conv "
                     f"{layer.in_channels}->{layer.out_channels}",
                 data={"macs": macs, "macs_after": after, "macs_saved": saved,
