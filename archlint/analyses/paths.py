@@ -90,9 +90,14 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     for name in reversed(order):
         if name not in live:
             continue
-        ahead = [after[s] for s in succs[name] if s in live]
-        if name in outputs:
-            ahead.append((0, name))  # a route that ends here, at a model output
+        consumers = succs[name]
+        if len(consumers) == 1 and name not in outputs:  # the usual layer in series: one route on
+            (consumer,) = consumers
+            ahead = [after[consumer]] if consumer in live else []
+        else:
+            ahead = [after[s] for s in consumers if s in live]
+            if name in outputs:
+                ahead.append((0, name))  # a route that ends here, at a model output
         if len(ahead) == 1 or (ahead and ahead.count(ahead[0]) == len(ahead)):
             base = ahead[0]
         else:
@@ -111,7 +116,12 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     for name in order:
         if name not in live:
             continue
-        behind = [out_state[p] for p in preds[name] if p in live]
+        producers = preds[name]
+        if len(producers) == 1:
+            (producer,) = producers
+            behind = [out_state[producer]] if producer in live else []
+        else:
+            behind = [out_state[p] for p in producers if p in live]
         if len(behind) == 1 or (behind and all(b[:2] == behind[0][:2] for b in behind)):
             state = behind[0]
         else:
@@ -157,6 +167,11 @@ def weighted_depths(graph: Graph) -> dict[str, int]:
     depths: dict[str, int] = {}
     preds = graph._pred
     for layer in graph.layers():
-        base = max([depths[p] for p in preds[layer.name]], default=0)
-        depths[layer.name] = base + (1 if layer.op in WEIGHTED_OPS else 0)
+        producers = preds[layer.name]
+        if len(producers) == 1:
+            (producer,) = producers
+            base = depths[producer]
+        else:
+            base = max([depths[p] for p in producers], default=0)
+        depths[layer.name] = base + 1 if layer.op in WEIGHTED_OPS else base
     return depths
