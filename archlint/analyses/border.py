@@ -33,7 +33,7 @@ from .shapes import spans_whole_axis, spatial_dims
 __all__ = ["BorderLoss", "BorderLossTotal", "same_padding", "border_loss", "border_losses",
            "cumulative_border_losses", "border_loss_ends"]
 
-_WINDOWS = (Op.CONV, Op.MAX_POOL, Op.AVG_POOL)
+_WINDOWS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
 
 
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
@@ -115,8 +115,11 @@ def _keeps_size(layer: Layer) -> bool:
     begin, end = layer.pads_begin or (0,) * rank, layer.pads_end or (0,) * rank
     if not len(strides) == len(dilations) == len(begin) == len(end) == rank:
         return False  # malformed: let the full check decide
-    return all(b + e >= d * (k - 1) or d * (k - 1) + 1 <= s
-               for k, s, d, b, e in zip(layer.kernel, strides, dilations, begin, end))
+    for k, s, d, b, e in zip(layer.kernel, strides, dilations, begin, end):
+        reach = d * (k - 1)
+        if b + e < reach and reach + 1 > s:
+            return False
+    return True
 
 
 def border_loss(graph: Graph, layer: Layer,
@@ -214,6 +217,7 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
     if own is None:
         own = border_losses(graph, fields)
     result: dict[str, BorderLossTotal | None] = {}
+    input_op = Op.INPUT
     for layer in graph.layers():
         name = layer.name
         field = fields.get(name)
@@ -221,7 +225,7 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
             result[name] = None
             continue
         rank = len(field.extent)
-        if layer.op is Op.INPUT:
+        if layer.op is input_op:
             result[name] = BorderLossTotal((Fraction(0),) * rank, tuple(field.extent))
             continue
         producers = graph.inputs_of(name)
