@@ -143,10 +143,11 @@ class ReceptiveFieldMissesInput(Rule):
     """Global decision made from features whose receptive field does not span the input.
 
     ## What it flags
-    A network that ends in global pooling, flatten or a dense layer, where the summary
-    receptive field (the field of the last layer with spatial extent, as in the report)
-    spans less than `min-input-coverage` of the input along some axis. The finding sits
-    on that last spatial layer and names the global layer after it.
+    A network that ends in global pooling, flatten or a dense layer (a conv whose one
+    unpadded window reads the whole map, as timm VGG's `pre_logits.fc1`, is one), where the
+    summary receptive field (the field of the last layer with spatial extent, as in the
+    report) spans less than `min-input-coverage` of the input along some axis. The finding
+    sits on that last spatial layer and names the global layer after it.
 
     ## Why it matters
     Each feature vector that reaches the global layer has seen only a patch of the image, so

@@ -136,9 +136,12 @@ class AggressiveStrideStep(Rule):
     flagged, nor are layers whose grid reaches no model output: those that feed only
     the keys and values of attention (a product of two position-holding activations,
     `Q @ K^T` then `A @ V`, whose result keeps the queries' positions), such as the
-    strided `sr` conv of PVT's spatial-reduction attention or MViTv2's `pool_k`/`pool_v`.
-    They shrink the set of positions every query attends to, not the map the network
-    passes on, and splitting their stride would not help.
+    strided `sr` conv of PVT's spatial-reduction attention or MViTv2's `pool_k`/`pool_v`,
+    or only a matrix computed from the input and applied to the map (the adaptive pools
+    that summarise rows and columns into the mixing matrices `P`, `Q` of bilinear
+    attention, `P @ X @ Q`, in timm's `bat_resnext26ts`).
+    They shrink what the attention reads, not the map the network passes on, and
+    splitting their stride would not help.
 
     ## Why it matters
     A step of `s` keeps one position in `s*s`. Every standard backbone (VGG, ResNet,
@@ -190,7 +193,8 @@ class EarlyDownsampling(Rule):
     `stem-depth` weighted layers (conv, linear) lie on the longest route from the input
     to it. Only the layer where the stride rises is flagged. As for AL203, layers that
     feed only the keys and values of attention (PVT's `sr`, MViTv2's `pool_k`/`pool_v`)
-    are not flagged: the queries keep the full grid and so does the network's map.
+    or only a mixing matrix applied to the map (bilinear attention's pools) are not
+    flagged: the queries, or the map the matrix is applied to, keep the full grid.
 
     ## Why it matters
     The first layers see a few pixels each and compute edge-level features; shrinking

@@ -304,3 +304,51 @@ def test_align_corners_stride_is_an_exact_fraction_printed_short():
     report = archlint.lint(module, input_shapes=(1, 3, 32, 32))
     assert tuple(report.layer("up").effective_stride) == (F(30, 29), F(30, 29))  # 2 * (16 - 1) / (30 - 1)
     assert " /1.034 " in render_text([report], show_layers=True)  # 30/29 with 4 significant digits
+
+
+# --- dense windows and matrices computed from the input ---------------------------------------
+
+@pytest.mark.parametrize("exporter", ["legacy", "dynamo"])
+def test_conv_reading_the_whole_map_in_one_window_is_global(exporter):
+    """timm VGG's head in small (fixture ``conv_dense_head``): the unpadded 7x7 conv on the 7x7 map is a dense layer.
+
+    3x3 conv (padding 1) then 2x2/2 pool: field 4, stride 2, padding 1 at ``pool``. ``pre_logits.fc1``'s
+    one output reads all 7 positions: pixels -1 .. 2*6 - 1 + 4 - 1 = 14, 16 per axis, and it is
+    global, so the last spatial map is ``pool``.
+    """
+    report = archlint.lint(fixture_path(f"conv_dense_head_{exporter}.onnx"))
+    assert _field(report.layer("pool")) == ((4, 4), (2, 2), (1, 1))
+    dense = report.layer("pre_logits.fc1")
+    assert dense.rf_global and tuple(dense.receptive_field) == (16, 16)
+    assert report.summary.receptive_field.layer == "pool"
+
+
+def test_matrix_from_the_input_summed_over_channels_is_pointwise_with_global_context():
+    """Cross-covariance attention (XCiT) in small: ``A @ V`` with ``A`` a channel-by-channel matrix computed
+    from the whole map and ``V`` the tokens of a 3x3 conv's map (channels by tokens).
+
+    Each output token mixes the channels of its own token only: the field stays the conv's 3x3
+    (stride 1, padding 1) on the token axis and, split back into the map, under the 3x3 conv
+    after it (5x5), with global context.
+    """
+    from torch import nn
+
+    class CrossCovariance(nn.Module):
+        def __init__(self, dim=4):
+            super().__init__()
+            self.conv = nn.Conv2d(3, dim, 3, padding=1)
+            self.head = nn.Conv2d(dim, dim, 3, padding=1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            b, c, h, w = x.shape
+            v = x.flatten(2)  # b, c, tokens
+            a = (v @ v.transpose(1, 2)).softmax(-1)  # b, c, c: every token contributes
+            return self.head((a @ v).reshape(b, c, h, w))
+
+    report = archlint.lint(CrossCovariance(), input_shapes=(1, 3, 16, 16))
+    product = _by_op(report, "matmul")[-1]
+    assert product.output_shape == (1, 4, 256) and not product.rf_global and product.global_context
+    assert _field(product) == ((3, 3), (1, 1), (1, 1))
+    assert _field(report.layer("head")) == ((5, 5), (1, 1), (2, 2)) and report.layer("head").global_context
+    assert report.summary.receptive_field.layer == "head"

@@ -222,3 +222,81 @@ def test_stride_that_shrinks_only_attention_keys_and_values_is_no_downsampling_s
     else:  # the output is sr's 4x4 grid: 2 -> 8 in one layer, after two weighted layers
         assert steps["sr"].factor == (4, 4) and steps["sr"].after == (8, 8)
         assert found == [("AL203", "sr"), ("AL204", "sr")]
+
+
+def _bilinear_attention(pooled_into_map: bool):
+    """timm's BAT block in small (``bat_resnext26ts``): row and column mixing matrices from pooled maps.
+
+    On 16x16, after a 3x3 ``stem``: adaptive max pools to 4x1 and 1x4 (windows 4x16 and 16x4,
+    stride-4 steps along the pooled axis), then a conv reading each pooled map whole (``conv_p``,
+    ``conv_q``) gives 4x4 matrices ``P``, ``Q``, softmaxed and enlarged to 16x16; the block adds
+    ``P @ X @ Q`` to the map. With ``pooled_into_map`` the row-pooled map is also resized back
+    and added to the output, so that pool's grid reaches the output (as pyramid pooling does).
+    """
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Bilinear(nn.Module):
+        def __init__(self, dim=4, blocks=4):
+            super().__init__()
+            self.blocks = blocks
+            self.stem = nn.Conv2d(3, dim, 3, padding=1)
+            self.conv_p = nn.Conv2d(dim, blocks * blocks, (blocks, 1))
+            self.conv_q = nn.Conv2d(dim, blocks * blocks, (1, blocks))
+
+        def forward(self, x):
+            x = self.stem(x)
+            b, _, h, w = x.shape
+            rows = F.adaptive_max_pool2d(x, (self.blocks, 1))
+            cols = F.adaptive_max_pool2d(x, (1, self.blocks))
+            p = self.conv_p(rows).view(b, 1, self.blocks, self.blocks).softmax(-1)
+            q = self.conv_q(cols).view(b, 1, self.blocks, self.blocks).softmax(-2)
+            p, q = F.interpolate(p, size=(h, h)), F.interpolate(q, size=(w, w))
+            out = x + (p @ x) @ q
+            return out + F.interpolate(rows, size=(h, w)) if pooled_into_map else out
+
+    torch.manual_seed(0)
+    return Bilinear()
+
+
+@pytest.mark.parametrize("pooled_into_map", [False, True])
+def test_pools_that_feed_only_a_mixing_matrix_are_no_downsampling_step(pooled_into_map):
+    """Bilinear attention: the pools' 4x1 and 1x4 grids only shape ``P`` and ``Q``; ``P @ X @ Q`` keeps X's grid.
+
+    Hand-derived fields: ``stem`` 3x3 (padding 1); the row pool (window 4x16, stride 4x16) sees
+    3 + 3 = 6 rows and 3 + 15 = 18 columns; ``conv_p`` reads the whole 4x1 pooled map in one
+    window, so ``P`` sees every pixel: rows -1 .. 16 (padding included), 18 per axis, as does
+    every position of ``P @ X`` and ``P @ X @ Q``, which keep X's 16x16 positions.
+    """
+    import torch
+
+    from archlint.frontends import load_graph
+
+    model, shape = _bilinear_attention(pooled_into_map), (1, 3, 16, 16)
+    graph = load_graph(model, input_shapes=shape)
+    fields = receptive_fields(graph)
+    rows, cols = (next(layer.name for layer in graph.layers() if layer.op is Op.MAX_POOL
+                       and layer.output_shape[2:] == size) for size in ((4, 1), (1, 4)))
+    assert (fields["stem"].size, fields["stem"].padding) == ((3, 3), (1, 1))
+    assert (fields[rows].size, fields[rows].stride) == ((6, 18), (4, 16))
+    assert fields["conv_p"].is_global and not fields["conv_p"].has_positions and fields["conv_p"].size == (18, 18)
+    products = [layer.name for layer in graph.layers() if layer.op is Op.MATMUL]
+    assert len(products) == 2
+    for name in products:
+        field = fields[name]
+        assert field.is_global and field.positions == (2, 3) and field.extent == (16, 16)
+        assert (field.size, field.padding) == ((18, 18), (1, 1))
+    # independent check: one output position depends on every input pixel (gradient support)
+    x = torch.randn(shape, requires_grad=True)
+    model(x)[0, :, 5, 9].sum().backward()
+    assert bool((x.grad.abs().sum(dim=(0, 1)) > 0).all())
+
+    steps = stride_steps(graph, fields)
+    found = sorted((f.code, f.layer) for f in lint(model, input_shapes=shape, select=["AL203", "AL204"]).findings)
+    assert cols not in steps
+    if pooled_into_map:  # the row pool's 4x1 grid is resized into the output: a stride-4 step of the map
+        assert steps[rows].factor == (4, 16)
+        assert ("AL203", rows) in found
+    else:
+        assert rows not in steps and found == []

@@ -17,7 +17,8 @@ spatial extent (squeeze-excitation scales, globally pooled context) are not alig
 any pixel: they mark the result ``global_context`` without changing its field; a map whose
 every position already sees the whole input (an attention output) makes the result global. Global
 pooling, flatten and dense layers make the field ``global``: it then spans the whole
-input. Upsampling divides the stride (fractions are kept exact); transposed convolutions
+input. A conv or pooling window that reads its whole input map at once (no padding) is such
+a dense layer or global pooling (VGG's fully-connected layer written as a 7x7 conv). Upsampling divides the stride (fractions are kept exact); transposed convolutions
 are treated as the continuous inverse of a convolution.
 
 Upsampling and the single-triple convention
@@ -44,6 +45,12 @@ Tokens and attention
     (for the scores this is an outer bound: each score sees two tokens, and the softmax
     that follows reads the whole row). A global field keeps following its positions, so the
     last spatial map of a transformer is its last token map, with a global field.
+    A product of a map with an activation that holds no positions (a matrix computed from
+    the input, such as bilinear attention's row and column mixing matrices ``P @ X @ Q``)
+    is global when it sums over a position axis, keeping the map's positions if it keeps
+    its shape (an outer bound while only one axis is mixed: ``P @ X`` mixes rows, then
+    ``@ Q`` columns); summed over channels (cross-covariance attention) it is pointwise,
+    with global context.
 
 Unknown fields and input-independent values
     Ops archlint does not understand, reshapes that scramble the spatial axes (window
@@ -64,7 +71,7 @@ from fractions import Fraction
 from types import EllipsisType
 
 from ..graph import Graph, Layer, Op
-from .shapes import spatial_dims
+from .shapes import spatial_dims, whole_map_window
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
            "FieldLoss", "lost_receptive_field", "input_dependent", "grid_operand"]
@@ -387,6 +394,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
             return None
         if op in (Op.LINEAR, Op.MATMUL) and sum(f.has_positions for f in inputs) > 1:
             return _product(layer, inputs)
+        if op in (Op.LINEAR, Op.MATMUL) and len(inputs) == 2 and sum(f.has_positions for f in inputs) == 1:
+            return _applied_matrix(layer, inputs)
         aligned = [f for f in inputs if not f.is_global]
         context = any(f.global_context or f.is_global for f in inputs)
         mixed = next((f for f in inputs if f.is_global and f.has_positions), None)
@@ -424,6 +433,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     if extent is None:
         return None
     if op in _WINDOWED:
+        if op is not Op.CONV_TRANSPOSE and whole_map_window(layer):
+            return _globalize(field)  # one window reads the whole map: a dense layer, or global pooling
         return _window(layer, field, extent)
     if op is Op.RESIZE:
         return _resize(layer, field, extent)
@@ -500,6 +511,35 @@ def _product(layer: Layer, inputs: list[ReceptiveField]) -> ReceptiveField:
         return hull
     out = layer.output_shape
     return _globalize(hull, token_axis=len(out) - 2 + kept, extent=inputs[kept].extent)
+
+
+def _contracted_axis(layer: Layer, operand: int, rank: int) -> int:
+    """The axis of operand ``operand`` (of rank ``rank``) that a product sums over."""
+    return rank - 1 if operand == 0 or layer.op is Op.LINEAR else rank - 2
+
+
+def _applied_matrix(layer: Layer, inputs: list[ReceptiveField]) -> ReceptiveField | None:
+    """A product of a map that holds positions with an activation that holds none (a matrix computed
+    from the input, such as the row and column mixing matrices of bilinear attention).
+
+    Summed over a position axis of the map, every output reads that whole axis: the result is
+    global, and keeps the map's positions when it keeps its shape (a square mixing matrix).
+    Summed over channels, it is pointwise in positions, with global context.
+    """
+    operand = 0 if inputs[0].has_positions else 1
+    field = inputs[operand]
+    shapes, out = layer.input_shapes, layer.output_shape
+    x = shapes[operand] if len(shapes) == len(inputs) else None
+    if x is None or out is None or len(out) != len(x):
+        return None
+    contracted = _contracted_axis(layer, operand, len(x))
+    if contracted not in field.positions and field.token_axis != contracted:
+        extent = field.extent if field.token_axis is not None else _extent_at(out, field.positions)
+        return field.moved(extent=extent, context=True) if extent == field.extent else None
+    hull = _hull(inputs)
+    if tuple(out) != tuple(x):
+        return hull
+    return _globalize(hull, field.positions, field.token_axis, field.extent)
 
 
 def _global_through(layer: Layer, field: ReceptiveField) -> ReceptiveField:

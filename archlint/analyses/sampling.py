@@ -227,10 +227,12 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
     Only layers whose input and output fields are known and local count: layers after
     global pooling, and layers that change which tensor axes are spatial, have no step.
     Nor do layers whose grid reaches no model output: those from which every path goes
-    through the contracted operand of a product of two position-holding activations (the
-    keys and values of attention, whose result takes the queries' positions; see
-    :func:`~archlint.analyses.receptive_field.grid_operand`), such as the strided conv
-    that shrinks only the keys and values of spatial-reduction attention.
+    through an operand of a product that does not give the result its positions (the
+    keys and values of attention, whose result takes the queries' positions, see
+    :func:`~archlint.analyses.receptive_field.grid_operand`; or a matrix computed from the
+    input and applied to a map), such as the strided conv that shrinks only the keys and
+    values of spatial-reduction attention, or the pools that summarise rows and columns
+    into bilinear attention's mixing matrices.
 
     Examples
     --------
@@ -276,20 +278,24 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
 
 
 def _contracted_operands(graph: Graph, fields: Mapping[str, ReceptiveField | None], name: str) -> set[str]:
-    """Producers of ``name`` whose positions it contracts: the keys/values of a position product.
+    """Producers of ``name`` that do not give it its positions: the keys/values of a position
+    product, or a matrix computed from the input and applied to a map.
 
     The operands are taken as :func:`~archlint.analyses.receptive_field.receptive_fields`
     takes them (producers with a field, in input order); empty unless ``name`` is a product
-    of two position-holding activations whose result keeps the other operand's positions.
+    of two activations whose result keeps the positions of one operand: the queries of
+    attention (:func:`~archlint.analyses.receptive_field.grid_operand`), or the only operand
+    that holds positions (bilinear attention's ``P @ X @ Q``, whose mixing matrices hold none).
     """
     layer, field = graph.layer(name), fields.get(name)
-    if layer.op not in (Op.LINEAR, Op.MATMUL) or field is None or not field.is_global:
+    if layer.op not in (Op.LINEAR, Op.MATMUL) or field is None or not field.has_positions:
         return set()
     operands = [p for p in graph.inputs_of(name) if fields.get(p) is not None]
     inputs = [fields[p] for p in operands]
-    if len(inputs) < 2 or sum(f.has_positions for f in inputs) < 2:
+    holding = [i for i, f in enumerate(inputs) if f.has_positions]
+    if len(inputs) < 2 or not holding:
         return set()
-    kept = grid_operand(layer, inputs)
+    kept = holding[0] if len(holding) == 1 else grid_operand(layer, inputs) if field.is_global else None
     return set() if kept is None else {p for i, p in enumerate(operands) if i != kept}
 
 
