@@ -24,6 +24,13 @@ class ReplaceableStandardConv(Rule):
     convs whose one unpadded window covers the whole map: they are dense layers (AL501). The finding
     gives the MACs now, after and saved (`macs_saved`); the report's summary adds up the
     savings of all findings.
+    Patch projections (kernel = stride) are judged like any conv: the patch merging between
+    stages (ConvNeXt's 2x2/2 `downsample`, Twins' `patch_embeds`) and the `sr` conv that
+    shrinks the keys and values of spatial-reduction attention (PVT, Twins). The stride rules
+    leave `sr` alone (its grid never reaches the output), but its cost is real, and the
+    replacement is what PVTv2's linear spatial-reduction attention does with a fixed average
+    (pooling, then a 1x1 conv: 82.1% vs 82.0% ImageNet top-1 for pvt_v2_b2_li vs b2).
+    A ViT's patch embedding reads the RGB input and is skipped like any stem.
     ## Why it matters
     The replacement costs `1/Cout + 1/K^2` of the conv: 8 to 9 times fewer MACs and
     parameters for a 3x3 conv with many channels. MobileNet v1 (Howard et al., 2017, Table 4)

@@ -300,3 +300,55 @@ def test_pools_that_feed_only_a_mixing_matrix_are_no_downsampling_step(pooled_in
         assert ("AL203", rows) in found
     else:
         assert rows not in steps and found == []
+
+
+def _pooling_attention():
+    """MViTv2-style attention after a 3x3/2 stem (16x16, 8 channels): keys and values each pooled by a
+    depthwise 3x3 conv with stride 4 and padding 1 (``pool_k``, ``pool_v``), queries on the full grid."""
+    import torch
+    from torch import nn
+
+    class Attention(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.stem = nn.Conv2d(3, dim, 3, stride=2, padding=1)
+            self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+            self.pool_k = nn.Conv2d(dim, dim, 3, stride=4, padding=1, groups=dim, bias=False)
+            self.pool_v = nn.Conv2d(dim, dim, 3, stride=4, padding=1, groups=dim, bias=False)
+
+        def forward(self, x):
+            x = self.stem(x)
+            b, c, h, w = x.shape
+            q, k, v = self.qkv(x.flatten(2).transpose(1, 2)).chunk(3, dim=-1)
+            k, v = (pool(t.transpose(1, 2).reshape(b, c, h, w)).flatten(2).transpose(1, 2)
+                    for pool, t in ((self.pool_k, k), (self.pool_v, v)))
+            weights = (q @ k.transpose(-2, -1)).softmax(-1)
+            return self.proj(weights @ v).transpose(1, 2).reshape(b, c, h, w)
+
+    torch.manual_seed(0)
+    return Attention()
+
+
+def test_layers_that_feed_only_keys_and_values_are_still_judged_for_cost_and_coverage():
+    """Only the stride rules (AL203/AL204) leave key/value reductions alone: their grid is not the output's.
+
+    PVT's ``sr`` (4x4/4 conv, 8 -> 8, 16x16 -> 4x4) costs 16 * 16 * 8 * 8 = 16,384 MACs; depthwise +
+    pointwise 16 * (16 * 8 + 8 * 8) = 3,072 (AL401). MViTv2's ``pool_k``/``pool_v`` (3x3, stride 4,
+    padding 1) on 16 positions read rows 4i-1 .. 4i+1: 11 of 16 per axis, rows 2, 6, 10, 14 in the
+    gaps and row 15 past the last window, so 1 - (11/16)^2 = 135/256 of the keys and values the
+    ``qkv`` projection computed are never read (AL201) and the last row and column are lost (AL202).
+    """
+    pvt, shape = _spatial_reduction_attention(True), (1, 3, 32, 32)
+    found = [(f.code, f.layer, f.data) for f in lint(pvt, input_shapes=shape, select=["AL203", "AL401"]).findings]
+    assert [(code, layer) for code, layer, _ in found] == [("AL401", "sr")]
+    assert (found[0][2]["macs"], found[0][2]["macs_after"]) == (16384, 3072)
+
+    report = lint(_pooling_attention(), input_shapes=shape, select=["AL201", "AL202", "AL203", "AL204"])
+    found = sorted((f.code, f.layer) for f in report.findings)
+    assert found == [("AL201", "pool_k"), ("AL201", "pool_v"), ("AL202", "pool_k"), ("AL202", "pool_v")]
+    for finding in report.findings:
+        if finding.code == "AL201":
+            assert (finding.data["unread"], finding.data["positions"]) == (135, 256)
+            assert finding.data["read_per_axis"] == [11, 11] and finding.data["gap_per_axis"] == [4, 4]
+        else:
+            assert finding.data["edge_per_axis"] == [1, 1]
