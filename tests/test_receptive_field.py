@@ -352,3 +352,37 @@ def test_matrix_from_the_input_summed_over_channels_is_pointwise_with_global_con
     assert _field(product) == ((3, 3), (1, 1), (1, 1))
     assert _field(report.layer("head")) == ((5, 5), (1, 1), (2, 2)) and report.layer("head").global_context
     assert report.summary.receptive_field.layer == "head"
+
+
+def test_linear_attention_keeps_each_tokens_field_through_a_pad_of_channels():
+    """timm EfficientViT's (MIT) linear attention in small: ``v`` gets a channel of ones (``F.pad``),
+    ``K^T @ V`` sums over all tokens (global, no positions), and ``Q @ (K^T V)`` mixes each token's
+    own channels with it: the 3x3 conv's field (3, stride 1, padding 1) with global context, then 5
+    under the 3x3 conv ``head``.
+    """
+    from torch import nn
+    from torch.nn import functional as F
+
+    class LinearAttention(nn.Module):
+        def __init__(self, dim=4):
+            super().__init__()
+            self.conv, self.qkv = nn.Conv2d(3, dim, 3, padding=1), nn.Conv2d(dim, 3 * dim, 1)
+            self.head = nn.Conv2d(dim, dim, 3, padding=1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            b, c, h, w = x.shape
+            q, k, v = self.qkv(x).reshape(b, 3 * c, h * w).transpose(-1, -2).chunk(3, dim=-1)
+            v = F.pad(v, (0, 1), mode="constant", value=1.0)
+            out = F.relu(q) @ (F.relu(k).transpose(-1, -2) @ v)
+            out = out[..., :-1] / (out[..., -1:] + 1e-5)
+            return self.head(out.transpose(-1, -2).reshape(b, c, h, w))
+
+    report = archlint.lint(LinearAttention(), input_shapes=(1, 3, 16, 16))
+    pad, = _by_op(report, "pad")
+    assert pad.output_shape == (1, 256, 5) and tuple(pad.receptive_field) == (3, 3)
+    summary, applied = _by_op(report, "matmul")
+    assert summary.rf_global and applied.output_shape == (1, 256, 5) and applied.global_context
+    assert _field(applied) == ((3, 3), (1, 1), (1, 1))
+    assert _field(report.layer("head")) == ((5, 5), (1, 1), (2, 2))
+    assert report.summary.receptive_field.layer == "head"

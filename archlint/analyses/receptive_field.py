@@ -427,6 +427,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     if op is Op.SLICE and (field.token_axis is not None or field.positions != _standard(x)):
         follow = _follow_slice(x, out, field)
         return None if follow is None else field.moved(positions=follow[0], token_axis=follow[1])
+    if op is Op.PAD and field.positions != _standard(x) and _pads_other_axes(layer, field, x, out):
+        return field  # a pad of channels on a token map (a constant column of ones) leaves each position's field
     if field.positions != _standard(x):
         return None  # windowed ops work on NCHW; a field on other axes cannot follow
     extent = _extent_at(out, field.positions)
@@ -443,6 +445,16 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
             return None  # a split along a spatial axis: offset per output unknown
         return _shift(layer, field, extent)
     return None
+
+
+def _pads_other_axes(layer: Layer, field: ReceptiveField, x, out) -> bool:
+    """Whether a pad leaves every axis that holds positions as it was (it pads channels only)."""
+    if x is None or out is None or len(x) != len(out):
+        return False
+    begin, end = layer.pads_begin or (), layer.pads_end or ()
+    held = field.positions if field.token_axis is None else (field.token_axis,)
+    return all(x[a] == out[a] and not (0 <= a - 2 < min(len(begin), len(end)) and (begin[a - 2] or end[a - 2]))
+               for a in held)
 
 
 def _elementwise(layer: Layer, field: ReceptiveField, aligned: list[ReceptiveField], context: bool,
