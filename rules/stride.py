@@ -25,6 +25,9 @@ class StrideSkipsInput(Rule):
     away, and the features of the positions that are read alias the skipped ones. In
     torchvision's ResNet the 1x1 stride-2 projection of every stage's first block
     (`layer2.0.downsample.0`, ...) ignores 3 of every 4 positions of the shortcut.
+    Layers that shrink only the keys and values of attention count too: in timm's MViTv2
+    the first stage's `pool_k`/`pool_v` (3x3, stride 4) never read 1455 of the 3136 keys
+    and values the `qkv` projection computed, and no query attends to those tokens there.
 
     ## Example
     Fixture `resnet_downsample` (a residual block with a 1x1 stride-2 projection
