@@ -29,6 +29,7 @@ from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
 from .onnx_nodes import STANDARD_DOMAINS, qualified_op, subgraphs
 from .onnx_quantized import float_node_name, float_weight_name
+from .onnx_recurrent import decomposed_note, recurrent_groups, reroll
 from .sources import source_from_trace
 
 __all__ = ["onnx_graph"]
@@ -269,19 +270,23 @@ class _Builder:
 
         names = self._names(layer_nodes)
         definitions = self._definitions(layer_nodes, [path for *_, path in names])
-        self.graph.graph["notes"].extend(_decomposed_recurrent_notes(layer_nodes, [path for *_, path in names]))
         nodes: list[tuple[str, dict]] = []
         edges: list[tuple[str, str, dict]] = []
         for n, (name, origin, source, _), defined in zip(layer_nodes, names, definitions):
             nodes.append((name, {"layer": self._layer(n, name, origin, source, aliases, defined)}))
             edges.extend(self._edges(n, name, aliases))
-        self.graph.add_nodes_from(nodes)
-        self.graph.add_edges_from(edges)
-
+        outputs = self.graph.graph["outputs"]
         for value in g.output:
             src = self.producer.get(aliases.get(value.name, value.name))
-            if src is not None and src[0] not in self.graph.graph["outputs"]:
-                self.graph.graph["outputs"].append(src[0])
+            if src is not None and src[0] not in outputs:
+                outputs.append(src[0])
+        groups = recurrent_groups([name for name, *_ in names], [path for *_, path in names],
+                                  [n.op for n in layer_nodes], [n.node.meta for n in layer_nodes])
+        for group in groups.values():  # recurrent modules written as per-step operations
+            if not reroll(group, self.graph, nodes, edges, outputs):
+                self.graph.graph["notes"].append(decomposed_note(group))
+        self.graph.add_nodes_from(nodes)
+        self.graph.add_edges_from(edges)
         return nx.freeze(self.graph)
 
     def _channels_last_inputs(self, g: onnx.GraphProto, inits: set[str]) -> dict[str, list[str]]:
@@ -621,31 +626,6 @@ class _Builder:
             s = s + size if s < 0 else s
             first[axis], step[axis] = min(max(s, 0), size), st
         return dict(starts=tuple(first[2:]), stride=tuple(step[2:]))
-
-
-#: Recurrent module classes named in a torch export's ``pkg.torch.onnx.class_hierarchy``.
-_RECURRENT_CLASSES = {"torch.nn.modules.rnn.RNN": "nn.RNN", "torch.nn.modules.rnn.LSTM": "nn.LSTM",
-                      "torch.nn.modules.rnn.GRU": "nn.GRU"}
-
-
-def _decomposed_recurrent_notes(nodes: list[_LayerNode], paths: list[str | None]) -> list[str]:
-    """A note per recurrent module that a torch export wrote as per-step operations instead of a
-    recurrent op (the dynamo exporter does so for ``nn.RNN``): its counts are the file's, not the module's."""
-    decomposed: dict[str, str] = {}
-    recurrent: set[str | None] = set()
-    for n, path in zip(nodes, paths):
-        if n.op is Op.RECURRENT:
-            recurrent.add(path)
-            continue
-        hierarchy = n.node.meta.get("pkg.torch.onnx.class_hierarchy", "")
-        kind = next((short for name, short in _RECURRENT_CLASSES.items() if f"'{name}'" in hierarchy), None)
-        if kind and path is not None:
-            decomposed.setdefault(path, kind)
-    return [f"{kind} '{path}' is written as per-step matrix products, not as a recurrent op: MACs and parameters "
-            "are those the file holds (a product the exporter computed ahead of time from the zero initial "
-            "state is not in the file, and the recurrent weights count once per step that reads them); lint "
-            "the module or its torch.export program for the module's own counts"
-            for path, kind in decomposed.items() if path not in recurrent]
 
 
 def _count_subgraph_ops(graphs: list[onnx.GraphProto], parent: str, counts: Counter) -> None:
