@@ -70,10 +70,11 @@ class DeepChainWithoutSkip(Rule):
 
     def check(self, graph: Graph, ctx: RuleContext) -> Iterator[Finding]:
         limit, recurrent_limit = ctx.options["max-plain-depth"], ctx.options["max-plain-recurrent"]
+        recurrent_op = Op.RECURRENT
         for chain in ctx.analysis("plain_chains"):
             if chain.depth <= min(limit, recurrent_limit):
                 break  # longest first, and a chain holds at most its depth in recurrent layers
-            recurrent = sum(1 for name in chain.layers if graph.layer(name).op is Op.RECURRENT)
+            recurrent = sum(1 for name in chain.layers if graph.layer(name).op is recurrent_op)
             if recurrent > recurrent_limit:
                 what = f"{chain.depth} weighted layers ({recurrent} of them recurrent)"
                 ratio = f"{recurrent}/{recurrent_limit} recurrent"

@@ -159,7 +159,7 @@ def window_coverage(layer: Layer) -> WindowCoverage | None:
     rank = len(layer.kernel)
     if x is None or out is None or len(x) != rank + 2 or len(out) != rank + 2:
         return None
-    if any(k > MAX_COVERAGE_TAPS for k in layer.kernel):
+    if max(layer.kernel) > MAX_COVERAGE_TAPS:
         return None
     return _coverage(tuple(x[2:]), tuple(layer.kernel), tuple(layer.stride), tuple(layer.pads_begin or (0,) * rank),
                      tuple(layer.dilation or (1,) * rank), tuple(out[2:]))

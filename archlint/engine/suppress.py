@@ -67,7 +67,7 @@ class Suppressions:
                     raise ConfigError(f"per-node-ignores '{glob}': {code!r} matches no known rule")
         inline = {}
         for layer in graph.layers():
-            codes = parse_marker(layer.comment)
+            codes = parse_marker(layer.comment) if layer.comment else None
             if codes is not None:
                 inline[layer.name] = codes
         return cls({k: tuple(v) for k, v in per_node.items()}, inline)
