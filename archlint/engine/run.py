@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
 import networkx as nx
@@ -142,7 +143,7 @@ def lint_graph(graph: Graph, config: Config = Config(), rules: Sequence[type[Rul
     suppressions = Suppressions.build(graph, config.per_node_ignores, available)
     raw = _run_rules(graph, enabled, options, analyses)
     findings = [f for f in raw if not suppressions.suppressed(f)]
-    findings.sort(key=lambda f: (f.code, f.layer))
+    findings.sort(key=attrgetter("code", "layer"))
     notes = list(graph.graph.get("notes", [])) + option_notes + suppressions.unused(enabled)
     field_loss = analyses("lost_receptive_field")
     if field_loss is not None:
