@@ -78,6 +78,10 @@ __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive
 
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
+#: Op classes tested in the per-layer pass as sets: a set test is a hash lookup, while reading
+#: ``Op.X`` goes through the enum metaclass's ``__getattr__`` hook on Python 3.11.
+_SOURCES = frozenset({Op.INPUT})
+_DENSE = frozenset({Op.LINEAR, Op.MATMUL})
 
 
 @dataclass(frozen=True, order=True)
@@ -309,7 +313,7 @@ def input_dependent(graph: Graph) -> set[str]:
     preds = graph._pred  # a plain dict: this loop runs once per layer
     for layer in graph.layers():
         name = layer.name
-        if layer.op is Op.INPUT:
+        if layer.op in _SOURCES:
             if _standard(layer.output_shape):
                 found.add(name)
         elif not found.isdisjoint(preds[name]):
@@ -375,12 +379,12 @@ def _extent_at(shape: tuple[int, ...] | None, positions: tuple[int, ...]) -> tup
 
 def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField | None:
     op, out = layer.op, layer.output_shape
-    if op is Op.INPUT:
+    if op in _SOURCES:
         positions = _standard(out)
         one = AxisField(1, 1, 0)  # ints stay ints until a resize or transposed conv
         return ReceptiveField(tuple((one,) for _ in positions), _extent_at(out, positions), positions) \
             if positions else None
-    if op is Op.RESHAPE and len(inputs) > 1:
+    if len(inputs) > 1 and op is Op.RESHAPE:
         inputs = inputs[:1]  # view_as, expand_as: the other operand gives only a shape
     if len(inputs) == 1:  # the common case, without the general bookkeeping
         field = inputs[0]
@@ -392,9 +396,9 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     else:
         if not inputs or None in inputs:
             return None
-        if op in (Op.LINEAR, Op.MATMUL) and sum(f.has_positions for f in inputs) > 1:
+        if op in _DENSE and sum(f.has_positions for f in inputs) > 1:
             return _product(layer, inputs)
-        if op in (Op.LINEAR, Op.MATMUL) and len(inputs) == 2 and sum(f.has_positions for f in inputs) == 1:
+        if op in _DENSE and len(inputs) == 2 and sum(f.has_positions for f in inputs) == 1:
             return _applied_matrix(layer, inputs)
         aligned = [f for f in inputs if not f.is_global]
         context = any(f.global_context or f.is_global for f in inputs)
@@ -405,11 +409,24 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         if not aligned:  # everything upstream is already global
             return _global_through(layer, inputs[0])
         field = aligned[0]
+    # the two usual cases first (the checks below never match these ops)
+    if op in _ELEMENTWISE:
+        return _elementwise(layer, field, aligned, context, inputs)
+    if op in _WINDOWED and len(inputs) == 1:
+        x = layer.input_shapes[0] if layer.input_shapes else None
+        if field.positions != _standard(x):
+            return None  # windowed ops work on NCHW; a field on other axes cannot follow
+        extent = _extent_at(out, field.positions)
+        if extent is None:
+            return None
+        if whole_map_window(layer) and op is not Op.CONV_TRANSPOSE:
+            return _globalize(field)  # one window reads the whole map: a dense layer, or global pooling
+        return _window(layer, field, extent)
     if op is Op.FLATTEN and len(inputs) == 1:
         return _reshaped(layer, field)  # a flatten that keeps a token axis whole is a reshape
     if op is Op.GLOBAL_POOL:
         return _globalize(field)
-    if op in (Op.LINEAR, Op.MATMUL):
+    if op in _DENSE:
         # a dense layer mixes its last axis; over channels (NHWC, tokens) it is pointwise
         last = len(out) - 1 if out is not None else None
         if len(aligned) > 1 or last is None or last in field.positions or field.token_axis == last:
@@ -417,8 +434,6 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         if field.token_axis is not None:
             return field.moved(context=context)
         return field.moved(extent=_extent_at(out, field.positions), context=context)
-    if op in _ELEMENTWISE:
-        return _elementwise(layer, field, aligned, context, inputs)
     if len(inputs) != 1:
         return None
     if op is Op.RESHAPE:
@@ -434,10 +449,6 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     extent = _extent_at(out, field.positions)
     if extent is None:
         return None
-    if op in _WINDOWED:
-        if op is not Op.CONV_TRANSPOSE and whole_map_window(layer):
-            return _globalize(field)  # one window reads the whole map: a dense layer, or global pooling
-        return _window(layer, field, extent)
     if op is Op.RESIZE:
         return _resize(layer, field, extent)
     if op in (Op.PAD, Op.SLICE):
