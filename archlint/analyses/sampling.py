@@ -25,6 +25,8 @@ from .receptive_field import ReceptiveField, grid_operand
 __all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows",
            "unread_windows", "StrideStep", "stride_steps", "DilatedChain", "dilated_chains", "gridded_chain_ends"]
 
+#: Graph inputs, as a set: a set test is a hash lookup, reading ``Op.INPUT`` goes through the enum's hook.
+_SOURCES = frozenset({Op.INPUT})
 #: Windowed layers whose windows read their input (a transposed conv writes instead).
 _READING_OPS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
 
@@ -252,7 +254,7 @@ def stride_steps(graph: Graph, fields: dict[str, ReceptiveField | None]) -> dict
     for layer in graph.layers():
         name = layer.name
         field = fields.get(name)
-        if field is None or field.is_global or layer.op is Op.INPUT:
+        if field is None or field.is_global or layer.op in _SOURCES:
             continue
         producers = graph.inputs_of(name)
         if len(producers) == 1:

@@ -30,6 +30,9 @@ from .model_field import SummaryField, summary_field
 
 __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_coverage"]
 
+#: Op classes tested on every layer, as sets (a set test is a hash lookup; ``Op.X`` goes through the enum's hook).
+_FLATTENING = frozenset({Op.FLATTEN, Op.RESHAPE})
+_CONV = frozenset({Op.CONV})
 #: Per-feature ops a flattened vector may pass through before reaching its dense layer.
 _PER_FEATURE = frozenset({Op.ACTIVATION, Op.NORM})
 
@@ -73,7 +76,7 @@ class FlattenedDense:
 
 def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
     """The ``N, C, *spatial`` input of a flatten/reshape that turns it into ``N, features``."""
-    if layer.op not in (Op.FLATTEN, Op.RESHAPE) or layer.perm:
+    if layer.op not in _FLATTENING or layer.perm:
         return None
     x = layer.input_shapes[0] if layer.input_shapes else None
     out = layer.output_shape
@@ -87,7 +90,7 @@ def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
 def _whole_map_conv(layer: Layer, costs: Mapping[str, Cost], model_params: int) -> FlattenedDense | None:
     """A standard (ungrouped) conv whose single unpadded window reads its whole input map."""
     x = layer.input_shapes[0] if layer.input_shapes else None
-    if layer.op is not Op.CONV or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
+    if layer.op not in _CONV or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
         return None
     channels, spatial = x[1], tuple(x[2:])
     params = costs[layer.name].params
