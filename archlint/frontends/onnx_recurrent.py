@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from ..graph import Graph, Layer, Op
 from .naming import unique_names
@@ -31,14 +32,15 @@ _CLASSES = {"torch.nn.modules.rnn.RNN": ("RNN", 1), "torch.nn.modules.rnn.LSTM":
 _PARAMETER = re.compile(r"%p_(\w+?)_(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?\b")
 
 
+@dataclass
 class RecurrentGroup:
     """The layers of one recurrent module written as per-step operations, and what names it."""
 
-    def __init__(self, path: str, cls: str) -> None:
-        self.path, self.cls = path, cls
-        self.layers: list[str] = []
-        #: (kind, ih/hh/hr, stacked layer, reverse) of every parameter its ops read
-        self.parameters: set[tuple[str, str, int, bool]] = set()
+    path: str  #: the module's path
+    cls: str  #: its class (``torch.nn.modules.rnn.RNN``)
+    layers: list[str] = field(default_factory=list)
+    #: (weight or bias, ih/hh/hr, stacked layer, reverse) of every parameter its ops read
+    parameters: set[tuple[str, str, int, bool]] = field(default_factory=set)
 
 
 def recurrent_groups(names: Sequence[str], paths: Sequence[str | None], ops: Sequence[Op],
@@ -52,6 +54,8 @@ def recurrent_groups(names: Sequence[str], paths: Sequence[str | None], ops: Seq
             with_recurrent_op.add(path)
             continue
         hierarchy = meta.get("pkg.torch.onnx.class_hierarchy", "")
+        if "torch.nn.modules.rnn." not in hierarchy:
+            continue  # (every other layer, decided at once)
         cls = next((c for c in _CLASSES if f"'{c}'" in hierarchy), None)
         if cls is None or path is None:
             continue
@@ -84,11 +88,13 @@ def reroll(group: RecurrentGroup, inputs: Graph, nodes: list[tuple[str, dict]],
     if len(sources) != 1:
         return False  # a given initial state, or several sequences: keep the ops
     (source, source_output), = sources
-    sequence = _output_shape(layers[source], source_output)
+    sequence = layers[source].output_shape if source_output == 0 else None
     otype, gates = _CLASSES[group.cls]
     stacked = 1 + max((k for _, _, k, _ in group.parameters), default=-1)
     directions = 2 if any(reverse for *_, reverse in group.parameters) else 1
     weights = {(which, k, reverse) for kind, which, k, reverse in group.parameters if kind == "weight"}
+    if len(weights) != 2 * stacked * directions:  # (checked first: metadata may claim any layer count)
+        return False
     needed = {(which, k, reverse) for which in ("ih", "hh") for k in range(stacked)
               for reverse in (False, True)[:directions]}
     # every product of a cell (input or recurrent weight, any step) is gates x hidden wide
@@ -110,11 +116,9 @@ def reroll(group: RecurrentGroup, inputs: Graph, nodes: list[tuple[str, dict]],
             name=name, op=Op.RECURRENT, source_op=otype, output_shape=(*sequence[:2], width),
             input_shapes=((*sequence[:2], size),), in_channels=size, out_channels=hidden, gates=gates,
             directions=directions, param_shapes=tuple(shapes) * directions, name_origin="module",
-            source=model.source, defined_at=model.defined_at, construction=model.construction,
-            extra={"onnx_nodes": len(group.layers)})}))
+            source=model.source, defined_at=model.defined_at, construction=model.construction)}))
     at = next(i for i, (name, _) in enumerate(nodes) if name in members)
-    nodes[:] = [item for item in nodes[:at] if item[0] not in members] + made + \
-        [item for item in nodes[at:] if item[0] not in members]
+    nodes[:] = nodes[:at] + made + [item for item in nodes[at:] if item[0] not in members]
     last = names[-1]
     kept = [(u, v, d) for u, v, d in edges if u not in members and v not in members]
     chain = [(source, names[0], {"index": 0, "output": source_output})] + \
@@ -126,7 +130,3 @@ def reroll(group: RecurrentGroup, inputs: Graph, nodes: list[tuple[str, dict]],
     edges[:] = kept + chain + list(readers.values())
     outputs[:] = list(dict.fromkeys(last if o in members else o for o in outputs))
     return True
-
-
-def _output_shape(layer: Layer, index: int) -> tuple[int, ...] | None:
-    return layer.output_shape if index == 0 else None
