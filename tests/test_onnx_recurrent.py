@@ -257,3 +257,16 @@ def test_stacked_recurrent_layers_are_a_plain_chain_on_the_pytorch_path(fixture,
     module, shape = _load_script(SPECS / "recurrent.py", "fixture_specs_recurrent_for_tests").MODELS[fixture]()
     report = archlint.lint(module.eval(), example_inputs=torch.randn(shape), select=["AL101"])
     assert [(f.layer, f.data["depth"], f.data["recurrent"]) for f in report.findings] == expected
+
+
+def test_unbatched_sequence_is_one_recurrent_layer_counted_as_a_batch_of_one():
+    """``nn.GRU`` on an unbatched ``(steps, features)`` sequence (was opened into its per-step products)."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.GRU(12, 8, num_layers=2, bidirectional=True)).eval()
+    x = torch.randn(5, 12)
+    report = archlint.lint(module, example_inputs=x)
+    assert [(row.op, row.macs) for row in report.layers if row.op == "recurrent"] == [
+        ("recurrent", 5 * 2 * 3 * 8 * (12 + 8)), ("recurrent", 5 * 2 * 3 * 8 * (16 + 8))]
+    assert len(report.layers) == 3
+    assert report.summary.macs == flop_counter_macs(module, x)
+    assert report.summary.params == sum(p.numel() for p in module.parameters())

@@ -78,8 +78,8 @@ def layer_macs(layer: Layer) -> int:
         return math.prod(x) * (layer.out_channels // layer.groups) * math.prod(layer.kernel)
     if op is Op.LINEAR or op is Op.MATMUL:
         return math.prod(out) * layer.in_channels
-    if op is Op.RECURRENT:
-        steps_times_batch = math.prod(layer.input_shapes[0][:2])
+    if op is Op.RECURRENT:  # the sequence is (steps, batch, features), or (steps, features) unbatched
+        steps_times_batch = math.prod(layer.input_shapes[0][:-1])
         hidden = layer.out_channels
         return steps_times_batch * layer.directions * layer.gates * hidden * (layer.in_channels + hidden)
     return 0

@@ -68,14 +68,15 @@ _RECURRENT = {nn.LSTM: ("LSTM", 4), nn.GRU: ("GRU", 3), nn.RNN: ("RNN", 1)}
 
 
 def recurrent_layers(m: nn.Module, x: tuple[int, ...] | None) -> list[tuple[str, dict, list[str]]] | None:
-    """An ``nn.LSTM``/``nn.GRU``/``nn.RNN`` read on a batched sequence ``x`` as one recurrent
-    layer per stacked layer, as the ONNX exporters emit one node per layer: per layer its
-    ONNX op type, its fields and the names of the parameters it uses.
+    """An ``nn.LSTM``/``nn.GRU``/``nn.RNN`` read on a sequence ``x`` (batched, or unbatched as
+    ``(steps, features)``) as one recurrent layer per stacked layer, as the ONNX exporters emit
+    one node per layer: per layer its ONNX op type, its fields and the names of the parameters
+    it uses.
 
-    ``None`` where the module is not counted this way (an LSTM with projections, an unbatched
-    or packed sequence, a subclass with its own ``forward``): the converter then opens it.
+    ``None`` where the module is not counted this way (an LSTM with projections, a packed
+    sequence, a subclass with its own ``forward``): the converter then opens it.
     """
-    if type(m) not in _RECURRENT or getattr(m, "proj_size", 0) or not x or len(x) != 3:
+    if type(m) not in _RECURRENT or getattr(m, "proj_size", 0) or not x or len(x) not in (2, 3):
         return None
     otype, gates = _RECURRENT[type(m)]
     directions = 2 if m.bidirectional else 1
