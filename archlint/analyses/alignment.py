@@ -77,6 +77,16 @@ def field_centre(field: ReceptiveField, axis: int, x: int) -> Fraction:
     return Fraction(start + end, 2)
 
 
+def _doubled_centre(field: ReceptiveField, axis: int, x: int) -> int | Fraction:
+    """Twice :func:`field_centre`: an int while the field's numbers are, so merges with many branches
+    compare integers instead of building a Fraction per branch and position."""
+    pieces = field.axes[axis]
+    if len(pieces) == 1:
+        piece = pieces[0]
+        return 2 * piece.start(x) + piece.size - 1
+    return min(p.start(x) for p in pieces) + max(p.end(x) for p in pieces)
+
+
 def merge_shifts(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> dict[str, MergeShift]:
     """:class:`MergeShift` of every add and concat whose branches have known, aligned local fields.
 
@@ -121,13 +131,13 @@ def merge_shifts(graph: Graph, fields: Mapping[str, ReceptiveField | None]) -> d
         ends = [(0, max(n - 1, 0)) for n in first.extent]
         shift, pairs = [], []
         for axis, xs in enumerate(ends):
-            worst = (Fraction(-1), local[0][0], local[0][0])
+            worst = (-2, local[0][0], local[0][0])  # in half pixels, as _doubled_centre gives them
             for x in xs:
-                at = [(field_centre(f, axis, x), p) for p, f in local]
+                at = [(_doubled_centre(f, axis, x), p) for p, f in local]
                 low, high = min(at), max(at)
                 if high[0] - low[0] > worst[0]:
                     worst = (high[0] - low[0], low[1], high[1])
-            shift.append(Fraction(worst[0]))
+            shift.append(Fraction(worst[0], 2))
             pairs.append(worst)
         low, high = max(pairs)[1:]
         fields_of = dict(local)
