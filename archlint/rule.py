@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 from .analyses import ANALYSES, Analysis
 from .errors import RuleError
 from .graph import Graph
+from .records import frozen_record
 from .report import Finding, RuleInfo, Severity
 
 __all__ = ["Option", "Rule", "RuleContext", "DOC_SECTIONS"]
@@ -223,7 +224,8 @@ class RuleContext:
             from .edits import constructor_edit
 
             edit = constructor_edit(node, arguments, "set " + ", ".join(f"{k}={v!r}" for k, v in arguments.items()))
-        return Finding(code=self.rule.code, rule=self.rule.name, severity=severity or self.rule.severity,
-                       message=message, layer=layer, source=node.source,
-                       fix=fix, data=dict(data or {}),
-                       defined_at=node.defined_at, construction=node.construction, edit=edit)
+        rule = self.rule
+        return frozen_record(Finding, {  # Finding(...) without the frozen dataclass's call per field
+            "code": rule.code, "rule": rule.name, "severity": severity or rule.severity, "message": message,
+            "layer": layer, "source": node.source, "fix": fix, "data": dict(data or {}),
+            "defined_at": node.defined_at, "construction": node.construction, "edit": edit})
