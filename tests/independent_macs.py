@@ -170,6 +170,15 @@ def node_macs(node: onnx.NodeProto, shapes: dict) -> int:
 
 def count(path: Path, input_shapes: dict[str, list[int]], scalars: dict | None = None) -> Counter:
     """MACs of the file at ``path`` per op type, at the given input shapes."""
+    totals: Counter = Counter()
+    for node, macs in node_counts(path, input_shapes, scalars):
+        totals[node.op_type] += macs
+    return totals
+
+
+def node_counts(path: Path, input_shapes: dict[str, list[int]],
+                scalars: dict | None = None) -> list[tuple[onnx.NodeProto, int]]:
+    """(node, MACs) of every counted node of the file at ``path``, in graph order."""
     scalars = scalars or {}
     model = onnx.load(str(path))
     for value in model.graph.input:
@@ -196,7 +205,4 @@ def count(path: Path, input_shapes: dict[str, list[int]], scalars: dict | None =
     if missing:
         values = _run(_with_standins(model), feeds, missing)
         shapes.update({name: list(np.shape(v)) for name, v in zip(missing, values)})
-    totals: Counter = Counter()
-    for node in counted:
-        totals[node.op_type] += node_macs(node, shapes)
-    return totals
+    return [(node, node_macs(node, shapes)) for node in counted]

@@ -648,7 +648,10 @@ def _replace_with_initializers(model: onnx.ModelProto, folded: dict[str, np.ndar
     existing = {t.name for t in graph.initializer}
     for name, value in folded.items():
         if name not in existing:
-            graph.initializer.append(numpy_helper.from_array(value, name))
+            tensor = numpy_helper.from_array(value, name)
+            graph.initializer.append(tensor)
+            if model.ir_version < 4:  # before IR 4, inference sees only initializers listed as inputs
+                graph.input.append(onnx.helper.make_tensor_value_info(name, tensor.data_type, tensor.dims))
     outputs = {o.name for o in graph.output}
     for value in list(graph.value_info):
         if value.name in folded and value.name not in outputs:
