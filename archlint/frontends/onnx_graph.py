@@ -61,6 +61,9 @@ _PARAM_INPUTS = {
     "BatchNormalization": (1, 2), "InstanceNormalization": (1, 2), "LayerNormalization": (1, 2),
     "GroupNormalization": (1, 2), "PRelu": (1,), "LSTM": (1, 2, 3, 7), "GRU": (1, 2, 3), "RNN": (1, 2, 3),
 }
+#: Ops that lay a tensor out anew (or fill a stored shape): a stored tensor through them stays stored.
+_RELAYOUTS = {"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Identity", "Cast", "CastLike",
+              "ConstantOfShape"}
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
 _SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
@@ -230,6 +233,14 @@ class _Builder:
             self.graph.graph["inputs"].append(value.name)
 
         constants = self.loaded.constant_names
+        #: initializers, laid out anew (a Caffe Scale layer's [C] tensor unsqueezed to [C, 1, 1]) or
+        #: written as the ConstantOfShape of a stored shape (a stripped weight): learned tensors,
+        #: counted whether shape folding turned them into initializers or not
+        self.stored = set(inits)
+        for proto in g.node:
+            if proto.op_type in _RELAYOUTS and proto.domain in STANDARD_DOMAINS and proto.input \
+                    and proto.input[0] in self.stored and constants.issuperset(i for i in proto.input[1:] if i):
+                self.stored.update(o for o in proto.output if o)
         layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
         readers = Counter(i for proto in g.node for i in proto.input)
@@ -371,7 +382,9 @@ class _Builder:
         positions = _PARAM_INPUTS.get(node.op_type)
         if positions is None:
             if node.op_type in _ELEMENTWISE:  # e.g. a layer-scale factor; scalars are not parameters
-                return tuple(inits[i] for i in node.input if i in inits and math.prod(inits[i]) > 1)
+                shapes = self.loaded.shapes
+                return tuple(shapes[i] for i in node.input
+                             if i in self.stored and shapes.get(i) is not None and math.prod(shapes[i]) > 1)
             return ()
         found = []
         for p in positions:
