@@ -28,7 +28,7 @@ from fractions import Fraction
 
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField
-from .shapes import spans_whole_axis, spatial_dims
+from .shapes import one_window_over_axis, spatial_dims
 
 __all__ = ["BorderLoss", "BorderLossTotal", "same_padding", "border_loss", "border_losses",
            "cumulative_border_losses", "border_loss_ends"]
@@ -165,7 +165,7 @@ def border_loss(graph: Graph, layer: Layer,
         overlapping = d * (k - 1) + 1 > s
         padding = begin[axis] + end[axis]
         under_padded = padding < d * (k - 1)
-        dense = spans_whole_axis(n, k, d, padding)  # one window over the whole axis: dense, not shrinking
+        dense = one_window_over_axis(n, m, k, d, begin[axis])  # the whole axis read at once: not shrinking
         lost.append((keep - m) * s if overlapping and under_padded and not dense and m < keep else 0)
     if not any(lost):
         return None

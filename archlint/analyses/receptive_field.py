@@ -17,8 +17,10 @@ spatial extent (squeeze-excitation scales, globally pooled context) are not alig
 any pixel: they mark the result ``global_context`` without changing its field; a map whose
 every position already sees the whole input (an attention output) makes the result global. Global
 pooling, flatten and dense layers make the field ``global``: it then spans the whole
-input. A conv or pooling window that reads its whole input map at once (no padding) is such
-a dense layer or global pooling (VGG's fully-connected layer written as a 7x7 conv). Upsampling divides the stride (fractions are kept exact); transposed convolutions
+input. A conv window that reads its whole input map at once (no padding) is such a dense
+layer (VGG's fully-connected layer written as a 7x7 conv); a pooling window whose one output
+reads the whole map is global pooling, with or without end padding (Caffe's ceil-mode pools
+converted to ONNX pad the end). Upsampling divides the stride (fractions are kept exact); transposed convolutions
 are treated as the continuous inverse of a convolution.
 
 Upsampling and the single-triple convention
@@ -71,13 +73,14 @@ from fractions import Fraction
 from types import EllipsisType
 
 from ..graph import Graph, Layer, Op
-from .shapes import spatial_dims, whole_map_window
+from .shapes import single_window_over_map, spatial_dims, whole_map_window
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
            "FieldLoss", "lost_receptive_field", "input_dependent", "grid_operand"]
 
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
+_POOLS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 #: Op classes tested in the per-layer pass as sets: a set test is a hash lookup, while reading
 #: ``Op.X`` goes through the enum metaclass's ``__getattr__`` hook on Python 3.11.
 _SOURCES = frozenset({Op.INPUT})
@@ -377,6 +380,14 @@ def _extent_at(shape: tuple[int, ...] | None, positions: tuple[int, ...]) -> tup
     return tuple([shape[p] for p in positions])
 
 
+def _global_window(layer: Layer) -> bool:
+    """A pooling window that reads the whole map at once (global pooling however it is written:
+    ResNet's 7x7 average pool on its 7x7 map), or an unpadded conv whose kernel is the map (a dense layer)."""
+    if layer.op in _POOLS:
+        return single_window_over_map(layer)
+    return layer.op is Op.CONV and whole_map_window(layer)
+
+
 def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField | None:
     op, out = layer.op, layer.output_shape
     if op in _SOURCES:
@@ -419,7 +430,7 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         extent = _extent_at(out, field.positions)
         if extent is None:
             return None
-        if whole_map_window(layer) and op is not Op.CONV_TRANSPOSE:
+        if op is not Op.CONV_TRANSPOSE and _global_window(layer):
             return _globalize(field)  # one window reads the whole map: a dense layer, or global pooling
         return _window(layer, field, extent)
     if op is Op.FLATTEN and len(inputs) == 1:

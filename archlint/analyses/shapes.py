@@ -14,7 +14,7 @@ from ..errors import ShapeError
 from ..graph import Graph, Layer, Op
 
 __all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims", "spans_whole_axis",
-           "whole_map_window"]
+           "whole_map_window", "single_window_over_map", "one_window_over_axis"]
 
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 _MATRIX_PRODUCTS = frozenset({Op.LINEAR, Op.MATMUL})
@@ -80,6 +80,49 @@ def whole_map_window(layer: Layer) -> bool:
     return len(dilation) == len(pads) == rank and any(n > 1 for n in sizes) and all(
         spans_whole_axis(n, k, d, p) or (n == k == 1 and p == 0)
         for n, k, d, p in zip(sizes, layer.kernel, dilation, pads))
+
+
+def one_window_over_axis(size: int, out: int, kernel: int, dilation: int = 1, pad_begin: int = 0) -> bool:
+    """Whether a window gives one output along an axis of ``size > 1`` positions and reads all of them.
+
+    Such an axis is not shrunk by a sliding window but read whole, as by global pooling or a
+    dense layer; end padding past the map (Caffe's ceil-mode pools converted to ONNX) does not change that.
+
+    Examples
+    --------
+    >>> one_window_over_axis(7, 1, 7), one_window_over_axis(6, 1, 7, pad_begin=0), one_window_over_axis(7, 1, 3)
+    (True, True, False)
+    """
+    return size > 1 and out == 1 and dilation == 1 and kernel >= size + pad_begin
+
+
+def single_window_over_map(layer: Layer) -> bool:
+    """Whether a conv or pooling layer has one output position, whose window reads every input position.
+
+    Global pooling written as a window: ResNet's 7x7 average pool on its 7x7 map as Caffe2
+    wrote it, or a 7x7 pool with one row and column of end padding on a 6x6 map (Caffe's
+    ceil-mode pooling converted to explicit padding). Unlike :func:`whole_map_window`,
+    padding is allowed, as long as the single window still reads the whole map.
+
+    Examples
+    --------
+    >>> from archlint.graph import Layer, Op
+    >>> def pool(n, k, end_pad=0):
+    ...     return Layer("p", Op.AVG_POOL, "AveragePool", (1, 8, 1, 1), ((1, 8, n, n),), kernel=(k, k),
+    ...                  stride=(1, 1), pads_begin=(0, 0), pads_end=(end_pad, end_pad), dilation=(1, 1))
+    >>> single_window_over_map(pool(7, 7)), single_window_over_map(pool(6, 7, end_pad=1)), single_window_over_map(pool(1, 1))
+    (True, True, False)
+    """
+    if layer.op not in (Op.CONV, Op.MAX_POOL, Op.AVG_POOL) or not layer.input_shapes:
+        return False
+    sizes, out = spatial_dims(layer.input_shapes[0]), spatial_dims(layer.output_shape)
+    rank = len(layer.kernel)
+    if not rank or len(sizes) != rank or out != (1,) * rank or all(n == 1 for n in sizes):
+        return False
+    dilation = layer.dilation or (1,) * rank
+    begins = layer.pads_begin or (0,) * rank
+    return all((n == 1 and p % d == 0 and p <= d * (k - 1)) or one_window_over_axis(n, 1, k, d, p)
+               for n, k, d, p in zip(sizes, layer.kernel, dilation, begins))
 
 
 def spatial_dims(shape: tuple[int, ...] | None) -> tuple[int, ...]:
