@@ -88,3 +88,30 @@ def test_cli_stale_declared_shape_reports_and_a_minus_one_input_ends_in_one_line
     assert result.returncode == 2
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1 and lines[0].endswith("--input-shape x:1,3,8,8"), lines
+
+
+def _reshape_to_values_of_the_input():
+    """x reshaped to a target read from x's own first four values, then a conv: static input,
+    unknown shape after the Reshape."""
+    def ints(name, values):
+        return numpy_helper.from_array(np.array(values, dtype=np.int64), name)
+    nodes = [helper.make_node("Reshape", ["x", "flat"], ["xf"]),
+             helper.make_node("Slice", ["xf", "zero", "four"], ["first4"]),
+             helper.make_node("Cast", ["first4"], ["target"], to=TensorProto.INT64),
+             helper.make_node("Reshape", ["x", "target"], ["r"], name="by_values"),
+             helper.make_node("Conv", ["r", "w"], ["y"], name="conv", kernel_shape=[1, 1])]
+    return make_model(nodes, {"x": [1, 4, 8, 8]}, {"y": None},
+                      [ints("flat", [-1]), ints("zero", [0]), ints("four", [4]), weight("w", (2, 4, 1, 1))])
+
+
+def test_unknown_shape_behind_static_inputs_asks_for_value_info_not_input_shape():
+    # every input is static by the time shapes are checked: --input-shape cannot help, the
+    # shape of the layer whose argument is computed at run time can be declared
+    with pytest.raises(ShapeError) as raised:
+        archlint.lint(_reshape_to_values_of_the_input())
+    message = str(raised.value)
+    assert "starting at 'by_values' (Reshape)" in message and "--input-shape" not in message
+    assert "record the output shape of 'by_values' in the model's value_info" in message
+    model = _reshape_to_values_of_the_input()
+    model.graph.value_info.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, [1, 4, 8, 8]))
+    assert archlint.lint(model).layer("conv").macs == 8 * 8 * 2 * 4

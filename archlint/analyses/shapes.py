@@ -169,9 +169,15 @@ def check_shapes(graph: Graph) -> list[str]:
                 unknown.append(layer.name)
                 continue
             cause = graph.layer(_unknown_shape_cause(graph, layer.name))
-            hint = (f"archlint cannot infer the output shape of '{cause.name}' ({cause.source_op}); "
-                    "record it in the model's value_info" if cause.op is Op.OTHER
-                    else "pin dynamic inputs with --input-shape")
+            if cause.op is Op.INPUT:
+                hint = "pin dynamic inputs with --input-shape"
+            elif cause.op is Op.OTHER:
+                hint = (f"archlint cannot infer the output shape of '{cause.name}' ({cause.source_op}); "
+                        "record it in the model's value_info")
+            else:  # the inputs are pinned by now: an argument computed in the graph is what is unknown
+                hint = (f"shape inference cannot compute it from the shapes of its inputs (a weight or shape "
+                        f"argument computed at run time); record the output shape of '{cause.name}' in the "
+                        "model's value_info")
             raise ShapeError(graph.model, f"the output shape of layer '{layer.name}' ({layer.source_op}) "
                                           f"is unknown, starting at '{cause.name}' ({cause.source_op}); {hint}")
         if min(layer.output_shape, default=0) < 0:
