@@ -8,8 +8,9 @@ the module computes, and its recurrent weight is read once per step.
 
 The exporter's node metadata names the module's class (``pkg.torch.onnx.class_hierarchy``)
 and the parameters each op reads (``pkg.torch.onnx.fx_node``: ``%p_rnn_weight_ih_l0``...). Where
-the layers of one such module read one sequence from outside it and name its input and
-recurrent weights for every stacked layer and direction, they are replaced by the module's
+the layers of one such module read one sequence from outside it (besides a given initial
+state, which is not an edge, as on the PyTorch path) and name its input and recurrent
+weights for every stacked layer and direction, they are replaced by the module's
 recurrent layers, one per stacked layer as an ONNX ``RNN`` node or the PyTorch path gives
 them, with the module's parameters: MACs and parameters are then the module's. Otherwise
 the per-step layers stay, and a note says their counts are the file's.
@@ -84,11 +85,6 @@ def reroll(group: RecurrentGroup, inputs: Graph, nodes: list[tuple[str, dict]],
     the graph being built, holding the model's input layers."""
     members = set(group.layers)
     layers = {name: inputs.layer(name) for name in inputs} | {name: data["layer"] for name, data in nodes}
-    sources = {(u, data.get("output", 0)) for u, v, data in edges if v in members and u not in members}
-    if len(sources) != 1:
-        return False  # a given initial state, or several sequences: keep the ops
-    (source, source_output), = sources
-    sequence = layers[source].output_shape if source_output == 0 else None
     otype, gates = _CLASSES[group.cls]
     stacked = 1 + max((k for _, _, k, _ in group.parameters), default=-1)
     directions = 2 if any(reverse for *_, reverse in group.parameters) else 1
@@ -99,10 +95,21 @@ def reroll(group: RecurrentGroup, inputs: Graph, nodes: list[tuple[str, dict]],
               for reverse in (False, True)[:directions]}
     # every product of a cell (input or recurrent weight, any step) is gates x hidden wide
     first = [layers[name] for name in group.layers if layers[name].op is Op.LINEAR]
-    if not sequence or len(sequence) != 3 or weights != needed or not first or first[0].out_channels is None \
-            or first[0].out_channels % gates:
+    if weights != needed or not first or not first[0].out_channels or first[0].out_channels % gates:
         return False  # projections (weight_hr), or not the whole module in view
     hidden = first[0].out_channels // gates
+
+    def is_state(shape) -> bool:  # an initial hidden or cell state: (layers x directions, batch, hidden)
+        return shape is not None and len(shape) == 3 and shape[0] == stacked * directions and shape[2] == hidden
+
+    sources = {(u, data.get("output", 0)) for u, v, data in edges if v in members and u not in members}
+    read = [(u, o) for u, o in sources if o != 0 or not is_state(layers[u].output_shape)]
+    if len(read) != 1:
+        return False  # several sequences, or one that looks like a state: keep the ops
+    (source, source_output), = read
+    sequence = layers[source].output_shape if source_output == 0 else None
+    if not sequence or len(sequence) != 3:
+        return False
     biased = any(kind == "bias" for kind, *_ in group.parameters)
     width = directions * hidden
     reserved = [name for name in layers if name not in members]
