@@ -357,7 +357,10 @@ def receptive_fields(graph: Graph, *, live: set[str] | None = None) -> dict[str,
             fields[name] = _field(layer, []) if layer.op is Op.INPUT else None
             continue
         producers = graph.inputs_of(name)
-        inputs = [fields.get(p) for p in producers if p in live]
+        if len(producers) == 1:  # a layer in series (it is live, so its one producer is too)
+            inputs = [fields.get(producers[0])]
+        else:
+            inputs = [fields.get(p) for p in producers if p in live]
         fields[name] = _field(layer, inputs)
     return fields
 
