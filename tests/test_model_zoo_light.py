@@ -29,8 +29,9 @@ import pytest
 from onnx import helper, numpy_helper
 
 import archlint
+from archlint.errors import ShapeError
 
-from conftest import make_model, save
+from conftest import make_model, run_cli, save
 from independent_macs import node_counts
 
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -338,3 +339,15 @@ def test_layer_names_are_the_node_names_of_the_file(light, name):
     kinds = {"Conv": "conv", "Gemm": "linear"}
     ops = {row.name: row.op for row in light(name).layers}
     assert all(ops[n.name] == kinds[n.op_type] for n in model.graph.node if n.op_type in kinds)
+
+
+@pytest.mark.parametrize("name, layer, elements", [("bvlc_alexnet", "n15", "1x256x7x7 (12,544 elements) as 1x9216"),
+                                                   ("vgg19", "n37", "1x512x8x8 (32,768 elements) as 1x25088")])
+def test_an_input_size_the_fixed_reshape_target_does_not_fit_is_an_error(name, layer, elements):
+    # the flatten before fc6 is a Reshape to a constant 1x9216 (1x25088): at 256x256 the map is
+    # larger, onnx's inference keeps the target, and the counts after it would be those of 224
+    with pytest.raises(ShapeError) as raised:
+        archlint.lint(light_file(name), input_shapes=(1, 3, 256, 256))
+    assert f"layer '{layer}' (Reshape) lays out {elements}" in str(raised.value)
+    result = run_cli(str(light_file(name)), "--input-shape", "1,3,256,256")
+    assert result.returncode == 2 and result.stdout == "" and len(result.stderr.strip().splitlines()) == 1

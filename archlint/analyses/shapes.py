@@ -8,9 +8,11 @@ which ONNX shape inference lets through silently.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 from ..errors import ShapeError
+from ..formatting import format_dims
 from ..graph import Graph, Layer, Op
 
 __all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spatial_dims", "spans_whole_axis",
@@ -18,6 +20,9 @@ __all__ = ["window_output_size", "transposed_output_size", "check_shapes", "spat
 
 _WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 _MATRIX_PRODUCTS = frozenset({Op.LINEAR, Op.MATMUL})
+#: Source ops that lay their input out anew: their output holds exactly the input's elements.
+_RELAYOUTS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose"})
+_REARRANGING = frozenset({Op.RESHAPE, Op.FLATTEN})
 _SHAPE_DEPENDENT = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL,
                               Op.LINEAR, Op.MATMUL, Op.INPUT})
 
@@ -184,9 +189,24 @@ def check_shapes(graph: Graph) -> list[str]:
             raise ShapeError(graph.model, f"layer '{layer.name}' has a negative dimension {list(layer.output_shape)}")
         if layer.op in _WINDOWED:
             _check_window(graph, layer)
+        elif layer.op in _REARRANGING:
+            _check_elements(graph, layer)
         if layer.op in _MATRIX_PRODUCTS and layer.in_channels is None:
             raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}): input shape unknown")
     return unknown
+
+
+def _check_elements(graph: Graph, layer: Layer) -> None:
+    """A reshape keeps its input's elements: a target fixed in the file for another input size does not
+    (BVLC AlexNet's Reshape to 1x9216 given a 256x256 image), and inference lets that through."""
+    x, out = layer.input_shapes[0] if layer.input_shapes else None, layer.output_shape
+    if x is None or layer.source_op.rpartition("::")[2] not in _RELAYOUTS:
+        return
+    have, made = math.prod(x), math.prod(out)
+    if have != made:
+        raise ShapeError(graph.model, f"layer '{layer.name}' ({layer.source_op}) lays out {format_dims(x)} "
+                                      f"({have:,} elements) as {format_dims(out)} ({made:,}); a shape fixed "
+                                      "in the file does not fit this input size")
 
 
 def _mismatched_axis(op: Op, sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
