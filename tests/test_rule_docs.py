@@ -136,3 +136,13 @@ def test_readme_lists_every_rule():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     missing = [r.code for r in discover_rules() if f"| {r.code} | `{r.name}` |" not in readme]
     assert not missing, f"README.md rule table lacks {missing}"
+
+
+def test_readme_names_every_analysis_rules_can_declare():
+    from archlint.analyses import ANALYSES
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    listed = readme[readme.index("- **Analyses**: names from"):]
+    listed = listed[:listed.index("`Analysis(name, compute)`")]
+    missing = [name for name in ANALYSES if f"`{name}`" not in listed]
+    assert not missing, f"README.md's plugin API list of analyses lacks {missing}"
