@@ -351,3 +351,19 @@ def test_an_input_size_the_fixed_reshape_target_does_not_fit_is_an_error(name, l
     assert f"layer '{layer}' (Reshape) lays out {elements}" in str(raised.value)
     result = run_cli(str(light_file(name)), "--input-shape", "1,3,256,256")
     assert result.returncode == 2 and result.stdout == "" and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["resnet50", "densenet121"])
+def test_convs_equal_torchvision_conv_by_conv(light, zoo, name):
+    # the same architecture written by another framework: the multiset of per-layer MACs equals
+    # FlopCounterMode's on torchvision's module (FLOPs = 2 x MACs), and the receptive field of
+    # each conv equals that of the torchvision export's conv (Caffe's DenseNet head is a 1x1 conv
+    # on the pooled 1x1 map where torchvision has a Linear: same MACs, no spatial field)
+    reference = zoo[name]
+    assert sorted(2 * row.macs for row in light(name).layers if row.macs) == sorted(
+        reference.flops[path] for path in reference.modules)
+
+    def conv_fields(report):
+        return sorted((tuple(row.receptive_field), tuple(row.effective_stride), tuple(row.effective_padding))
+                      for row in report.layers if row.op == "conv" and not row.rf_global)
+    assert conv_fields(light(name)) == conv_fields(archlint.lint(reference.paths["dynamo"]))
