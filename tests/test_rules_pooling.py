@@ -214,6 +214,35 @@ def test_non_square_input_reports_the_worse_axis():
     assert finding.data["coverage"] == [1.0, 0.25] and finding.data["min_coverage"] == 0.25
 
 
+
+def test_channel_gate_expanded_to_the_map_keeps_the_field_and_al503_judges_the_last_map():
+    """timm's ECA gate (``x * y.expand_as(x)``, as in eca_nfnet and the ts-ResNets) between two 3x3 convs.
+
+    The gate (global mean, 1-D conv across channels, sigmoid) is read back onto the map through
+    ``expand_as``, whose second operand only gives the shape: the map keeps its field, 3 then 5
+    after ``b``, with global context, and AL503 sits on ``b`` (5/32), the last map before the
+    global pooling, not on the layer before the first gate.
+    """
+    from torch import nn
+
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+            self.gate, self.fc = nn.Conv1d(1, 1, 3, padding=1, bias=False), nn.Linear(8, 2)
+
+        def forward(self, x):
+            x = self.a(x)
+            y = self.gate(x.mean((2, 3)).view(x.shape[0], 1, -1)).view(x.shape[0], -1, 1, 1).sigmoid()
+            return self.fc(self.b(x * y.expand_as(x)).mean((2, 3)))
+
+    report = lint(Gated(), input_shapes=(1, 3, 32, 32), select=["AL503"])
+    gated = next(row for row in report.layers if row.op == "mul" and row.output_shape == (1, 8, 32, 32))
+    assert tuple(gated.receptive_field) == (3, 3) and gated.global_context and not gated.rf_global
+    [finding] = report.findings
+    assert finding.layer == "b" and finding.data["receptive_field"] == [5, 5] and finding.data["global_context"]
+    assert finding.data["min_coverage"] == 5 / 32
+
 # --- the same findings through both frontends -------------------------------------------------
 
 def _pooling_specs():
