@@ -386,3 +386,45 @@ def test_linear_attention_keeps_each_tokens_field_through_a_pad_of_channels():
     assert _field(applied) == ((3, 3), (1, 1), (1, 1))
     assert _field(report.layer("head")) == ((5, 5), (1, 1), (2, 2))
     assert report.summary.receptive_field.layer == "head"
+
+
+@pytest.mark.parametrize("mix_tokens", [True, False])
+def test_token_mixing_mlp_makes_the_token_map_global_and_a_mean_over_tokens_is_global_pooling(mix_tokens):
+    """MLP-Mixer in small: a 4x4/4 patch conv on 16x16 gives 16 tokens with a 4x4 field (stride 4).
+
+    With ``mix_tokens`` a token-mixing MLP (dense layers over the token axis, 16 -> 32 -> 16) makes
+    every token depend on every patch: the token map after it is global and still holds the
+    tokens, so it is the last spatial map and covers the input. Without it (a channel MLP only),
+    the tokens keep their 4x4 field, and the mean over tokens before the head is global pooling:
+    AL503 judges the last token map, 4/16 of the input.
+    """
+    from torch import nn
+
+    class Mixer(nn.Module):
+        def __init__(self, dim=8, tokens=16):
+            super().__init__()
+            self.patch = nn.Conv2d(3, dim, 4, stride=4)
+            self.tokens = nn.Sequential(nn.Linear(tokens, 2 * tokens), nn.GELU(), nn.Linear(2 * tokens, tokens))
+            self.channels, self.head = nn.Linear(dim, dim), nn.Linear(dim, 10)
+
+        def forward(self, x):
+            x = self.patch(x).flatten(2).transpose(1, 2)  # b, tokens, channels
+            if mix_tokens:
+                x = x + self.tokens(x.transpose(1, 2)).transpose(1, 2)
+            x = x + self.channels(x)
+            return self.head(x.mean(1))
+
+    report = archlint.lint(Mixer(), input_shapes=(1, 3, 16, 16), select=["AL503"])
+    last = _by_op(report, "add")[-1]
+    summary = report.summary.receptive_field
+    assert summary.layer == last.name and last.output_shape == (1, 16, 8)
+    mean = next(row for row in report.layers if row.output_shape == (1, 8) and row.op == "norm")
+    assert mean.rf_global
+    if mix_tokens:
+        assert last.rf_global and summary.covers_input and tuple(last.receptive_field) == (16, 16)
+        assert not report.findings
+    else:
+        assert _field(last) == ((4, 4), (4, 4), (0, 0)) and not last.rf_global
+        [finding] = report.findings
+        assert finding.layer == last.name and finding.data["receptive_field"] == [4, 4]
+        assert finding.data["head"] == mean.name and finding.data["min_coverage"] == 0.25

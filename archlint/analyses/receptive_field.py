@@ -47,6 +47,10 @@ Tokens and attention
     (for the scores this is an outer bound: each score sees two tokens, and the softmax
     that follows reads the whole row). A global field keeps following its positions, so the
     last spatial map of a transformer is its last token map, with a global field.
+    A dense layer over the token axis (MLP-Mixer's token-mixing MLP) makes the field global
+    too, and its output axis is taken to hold the tokens still (the MLP maps tokens back to
+    tokens). A mean, sum or max over the token axis (``x.mean(1)`` before a ViT's head) is
+    global pooling; over channels it is a per-position statistic.
     A product of a map with an activation that holds no positions (a matrix computed from
     the input, such as bilinear attention's row and column mixing matrices ``P @ X @ Q``)
     is global when it sums over a position axis, keeping the map's positions if it keeps
@@ -425,6 +429,9 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         field = aligned[0]
     # the two usual cases first (the checks below never match these ops)
     if op in _ELEMENTWISE:
+        if op is Op.NORM and len(inputs) == 1 and layer.input_shapes and out is not None \
+                and out != layer.input_shapes[0]:
+            return _statistic(layer, field)
         return _elementwise(layer, field, aligned, context, inputs)
     if op in _WINDOWED and len(inputs) == 1:
         x = layer.input_shapes[0] if layer.input_shapes else None
@@ -443,8 +450,11 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
     if op in _DENSE:
         # a dense layer mixes its last axis; over channels (NHWC, tokens) it is pointwise
         last = len(out) - 1 if out is not None else None
-        if len(aligned) > 1 or last is None or last in field.positions or field.token_axis == last:
+        if len(aligned) > 1 or last is None:
             return _globalize(field)
+        if last in field.positions or field.token_axis == last:  # over positions: a token-mixing MLP
+            extent = field.extent if field.token_axis is not None else _extent_at(out, field.positions)
+            return _globalize(field, field.positions, field.token_axis, extent)
         if field.token_axis is not None:
             return field.moved(context=context)
         return field.moved(extent=_extent_at(out, field.positions), context=context)
@@ -470,6 +480,35 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
             return None  # a split along a spatial axis: offset per output unknown
         return _shift(layer, field, extent)
     return None
+
+
+def _removed_axes(x: tuple[int, ...], out: tuple[int, ...]) -> list[int] | None:
+    """The axes of ``x`` that a reduction without ``keepdim`` dropped to give ``out`` (matched in order)."""
+    removed, kept = [], 0
+    for axis, n in enumerate(x):
+        if kept < len(out) and out[kept] == n:
+            kept += 1
+        else:
+            removed.append(axis)
+    return removed if kept == len(out) else None
+
+
+def _statistic(layer: Layer, field: ReceptiveField) -> ReceptiveField | None:
+    """A mean, sum or max over some axes (read as a per-position statistic): global pooling when it
+    reduces an axis that holds positions (a ViT's ``x.mean(1)`` over tokens), per position otherwise."""
+    x, out = layer.input_shapes[0], layer.output_shape
+    held = field.positions if field.token_axis is None else (field.token_axis,)
+    if len(out) == len(x):  # keepdim: reduced axes have length 1
+        reduced = [a for a in range(len(x)) if out[a] != x[a]]
+        return _globalize(field) if any(a in held for a in reduced) else field
+    removed = _removed_axes(x, out)
+    if removed is None:
+        return None
+    if any(a in held for a in removed):
+        return _globalize(field)
+    shift = lambda a: a - sum(r < a for r in removed)  # noqa: E731
+    return field.moved(positions=tuple(map(shift, field.positions)),
+                       token_axis=None if field.token_axis is None else shift(field.token_axis))
 
 
 def _pads_other_axes(layer: Layer, field: ReceptiveField, x, out) -> bool:
@@ -597,8 +636,7 @@ def _global_through(layer: Layer, field: ReceptiveField) -> ReceptiveField:
     elif op is Op.SLICE:
         follow = _follow_slice(x, out, field, resized=True)
     elif op in (Op.LINEAR, Op.MATMUL):
-        last = len(x) - 1
-        if len(out) == len(x) and last not in field.positions and field.token_axis != last:
+        if len(out) == len(x):  # over channels, or over positions (a token-mixing MLP): the axes stay
             follow = (field.positions, field.token_axis)
     elif len(out) == len(x):
         follow = (field.positions, field.token_axis)
