@@ -87,7 +87,8 @@ class GriddingDilatedChain(Rule):
     only the positions of a `g x g` lattice within its span, and neighbouring outputs read
     disjoint sets. A later undilated window (or a merge) whose footprint covers the span
     fills the holes and clears the run, as the rate-1 conv of Wang et al.'s hybrid dilated
-    convolution does; global pooling reads everything. A resize does not: it blends values
+    convolution does, or an undilated branch summed in (the 3x3 path of a selective-kernel
+    block, beside its dilated one); global pooling reads everything. A resize does not: it blends values
     each computed from one lattice. The finding sits on the run's last dilated window and
     gives the positions read and spanned per axis, the lattice step and the exact share of
     the span never read, against `max-unread`. Rates without a common factor that

@@ -120,6 +120,38 @@ def test_hybrid_rates_and_a_closing_conv_leave_no_lattice():
     assert read == len(rows) * len(cols) == 15 * 15
 
 
+
+class _SelectiveKernel(torch.nn.Module):
+    """Three blocks on 4 channels, each summing a 3x3 dilation-2 path and, with ``plain``, an undilated
+    3x3 path over the same map (timm's selective-kernel convs, whose branches are summed)."""
+
+    def __init__(self, plain: bool):
+        super().__init__()
+        self.dilated = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2) for _ in range(3))
+        self.plain = torch.nn.ModuleList(torch.nn.Conv2d(4, 4, 3, padding=1) for _ in range(3)) if plain else None
+
+    def forward(self, x):
+        for i, conv in enumerate(self.dilated):
+            x = conv(x) + self.plain[i](x) if self.plain is not None else conv(x)
+        return x
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_a_summed_undilated_branch_fills_the_lattice(plain):
+    """With the plain 3x3 path summed in each block the output reads every row and column of its
+    13x13 span (145 of the 169 positions in 2-D: no lattice, so neighbours share inputs) and AL702
+    stays quiet; without it, the 2, 2, 2 run reads a 7x7 lattice of 13x13 and AL702 fires."""
+    torch.manual_seed(0)
+    module = _SelectiveKernel(plain)
+    rows, cols, read = _support(_ones_(_SelectiveKernel(plain)), 4, 64)
+    found = _lint(module, (1, 4, 64, 64), "AL702")
+    assert (rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1) == (13, 13)
+    if plain:
+        assert (len(rows), len(cols), read) == (13, 13, 145) and not found
+    else:
+        finding, = found
+        assert read == 7 * 7 and finding.data["unread_fraction"] == Fraction(120, 169)
+
 def _dilated_footprint(convs) -> tuple[int, int]:
     """Offsets one output reads through 3x3 convs of the given dilations (each also reachable by its
     block's identity shortcut): (positions read, span) along one axis."""

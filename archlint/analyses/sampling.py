@@ -413,8 +413,8 @@ def dilated_chains(graph: Graph, fields: Mapping[str, ReceptiveField | None]) ->
     stride-1 dilated windows each output reads. A chain starts at a window with a dilation
     above 1 on a map that no such chain reads with holes; stride-1 windows grow its footprint
     (the sum of their taps), position-wise ops pass it on, merges take the union of their
-    inputs' footprints (an input without a chain reads its own position, offset 0; globally
-    pooled inputs are left out). Anything that changes the grid (strides, resizes, transposed
+    inputs' footprints (an input without a chain reads its own position, offset 0, or the
+    taps of the stride-1 window it ends with; globally pooled inputs are left out). Anything that changes the grid (strides, resizes, transposed
     convolutions, flattening) or fills every hole ends the chain. Only layers whose footprint
     has holes are in the result.
 
@@ -460,7 +460,7 @@ def _chain_step(graph: Graph, layer: Layer, states: Mapping[str, object],
     if op in _POINTWISE and len(producers) == 1:
         return states.get(producers[0])
     if op in _MERGING:
-        return _merged(layer, producers, states, fields)
+        return _merged(graph, producers, states, fields)
     if op is Op.PAD and len(producers) == 1:
         state = states.get(producers[0])
         if not isinstance(state, DilatedChain) or len(layer.pads_begin) != len(state.offsets):
@@ -495,7 +495,25 @@ def _chain_step(graph: Graph, layer: Layer, states: Mapping[str, object],
     return DilatedChain(state.start, state.windows + (layer.name,), state.rates + (dilation,), offsets)
 
 
-def _merged(layer: Layer, producers: tuple[str, ...], states: Mapping[str, object],
+def _window_taps(graph: Graph, name: str, rank: int) -> list[frozenset[int]]:
+    """Offsets an input without a chain reads around its own position: the taps of the stride-1
+    window it ends with (through position-wise ops), else its own position only.
+
+    A sibling branch that reads the chain's start map through an undilated 3x3 window (the
+    plain path of a selective-kernel block) fills the holes next to each tap.
+    """
+    layer = graph.layer(name)
+    while layer.op in _POINTWISE and len(graph.inputs_of(layer.name)) == 1:
+        layer = graph.layer(graph.inputs_of(layer.name)[0])
+    if layer.op in _READING_OPS and layer.kernel and len(layer.kernel) == rank \
+            and all(s == 1 for s in layer.stride or (1,) * rank):
+        taps = _taps(layer, rank)
+        if taps is not None:
+            return [frozenset(t) for t in taps]
+    return [frozenset({0})] * rank
+
+
+def _merged(graph: Graph, producers: tuple[str, ...], states: Mapping[str, object],
             fields: Mapping[str, ReceptiveField | None]) -> object:
     chains, rank = [], None
     for name in producers:
@@ -505,16 +523,17 @@ def _merged(layer: Layer, producers: tuple[str, ...], states: Mapping[str, objec
         state = states.get(name)
         if state is _LOST:
             return _LOST
-        chains.append(state)
+        chains.append((name, state))
         if isinstance(state, DilatedChain):
             rank = len(state.offsets)
-    active = [c for c in chains if isinstance(c, DilatedChain)]
+    active = [c for _, c in chains if isinstance(c, DilatedChain)]
     if not active or any(len(c.offsets) != rank for c in active):
         return None
     offsets = [set() for _ in range(rank)]
-    for chain in chains:
+    for name, chain in chains:
+        reads = chain.offsets if chain is not None else _window_taps(graph, name, rank)
         for axis in range(rank):
-            offsets[axis] |= chain.offsets[axis] if chain is not None else {0}
+            offsets[axis] |= reads[axis]
     offsets = tuple(frozenset(o) for o in offsets)
     if _dense(offsets):
         return None
