@@ -28,9 +28,9 @@ from functools import lru_cache
 
 from ..graph import POOL_OPS, WEIGHTED_OPS, Op
 from .construction import CONTAINERS, ClassRef, Definition, ModuleInfo, StaticResolver, class_def
-from .sources import is_torch_internal, local_source
+from .sources import is_torch_internal, local_source, trace_files
 
-__all__ = ["onnx_definitions", "traced_definitions", "trace_files", "LEGACY_NOTE", "BARE_SEQUENTIAL_NOTE"]
+__all__ = ["onnx_definitions", "traced_definitions", "metadata_list", "LEGACY_NOTE", "BARE_SEQUENTIAL_NOTE"]
 
 LEGACY_NOTE = ("this export records no Python classes or stack traces (legacy exporter): findings have "
                "no construction line (defined_at); export with dynamo=True to get them")
@@ -38,16 +38,23 @@ BARE_SEQUENTIAL_NOTE = ("the model is a bare nn.Sequential: no class of its own 
                         "its layers, so they have no construction line (defined_at); wrap it in an "
                         "nn.Module subclass, or lint it through a pkg.module:factory reference")
 
-_FILE = re.compile(r'File "([^"]+)", line \d+')
 _ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 _TORCH_CONTAINER = "torch.nn.modules.container."
 #: Ops counted in ``ModuleInfo.builds`` (what a helper that builds "one layer" builds).
 _BUILT = WEIGHTED_OPS | POOL_OPS | {Op.GLOBAL_POOL}
 
 
-def trace_files(trace: str) -> list[str]:
-    """The files named by a recorded stack trace (``File "...", line N`` lines)."""
-    return _FILE.findall(trace)
+def metadata_list(text: str) -> list[str]:
+    """The items of a list of strings as the dynamo exporter writes it in metadata (``"['', 'layer1']"``).
+
+    Read with a pattern, never evaluated; the items keep their escapes.
+
+    Examples
+    --------
+    >>> metadata_list("['', 'layer1', 'layer1.0']")
+    ['', 'layer1', 'layer1.0']
+    """
+    return _ITEM.findall(text)
 
 
 def onnx_definitions(metas: Sequence[Mapping[str, str]], paths: Sequence[str | None],
@@ -62,7 +69,7 @@ def onnx_definitions(metas: Sequence[Mapping[str, str]], paths: Sequence[str | N
         hierarchy = meta.get("pkg.torch.onnx.class_hierarchy")
         scopes = meta.get("pkg.torch.onnx.name_scopes")
         if hierarchy and scopes:
-            for scope, cls in zip(_ITEM.findall(scopes), _ITEM.findall(hierarchy)):
+            for scope, cls in zip(metadata_list(scopes), metadata_list(hierarchy)):
                 classes.setdefault(scope, cls)
         trace = meta.get("pkg.torch.onnx.stack_trace")
         if trace:

@@ -94,14 +94,13 @@ def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> Load
     except (OSError, ValueError) as exc:  # unreadable folder, NUL byte in the path
         raise ModelLoadError(source, f"cannot read the file: {exc}") from None
     wire = read_model(file, source, keep_elements=SMALL_TENSOR)
-    _check_external_data(wire.model, file, source)
-    loaded = prepare_onnx(wire.model, source, input_shapes, base_dir=file.parent)
+    _read_external_data(wire.model, file.parent, source)
+    loaded = prepare_onnx(wire.model, source, input_shapes)
     loaded.skipped_bytes = wire.skipped_bytes
     return loaded
 
 
-def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes = None,
-                 base_dir: Path | None = None) -> LoadedOnnx:
+def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes = None) -> LoadedOnnx:
     """Validate, pin inputs, drop large weight bytes and shape-infer an in-memory model.
 
     ``model`` is modified in place; pass a copy if the caller still needs it intact.
@@ -113,7 +112,6 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     notes: list[str] = []
     _check_topological(model, source)
     float_view = read_as_float(model)
-    _load_small_external(model, base_dir, source)
     _drop_large_data(model.graph)
     _pin_inputs(model, source, input_shapes, notes)
     _unset_negative_dims(model)
@@ -262,23 +260,18 @@ def _locate(location: str, name: str, base_dir: Path, source: str) -> tuple[Path
     return target, file_size
 
 
-def _check_external_data(model: onnx.ModelProto, file: Path, source: str) -> None:
-    located: dict[str, tuple[Path, int]] = {}
-    for tensor in _external_tensors(model):
-        _resolve_external(tensor, file.parent, source, located)
-
-
 def _numel(dims: Sequence[int]) -> int:
     return math.prod(map(int, dims))
 
 
-def _load_small_external(model: onnx.ModelProto, base_dir: Path | None, source: str) -> None:
-    """Read the few small external tensors whose values shape inference needs."""
+def _read_external_data(model: onnx.ModelProto, base_dir: Path, source: str) -> None:
+    """Check every external tensor's data (inside ``base_dir``, file long enough) and read the few
+    small ones whose values shape inference needs; the large ones are never read."""
     located: dict[str, tuple[Path, int]] = {}
     for tensor in _external_tensors(model):
-        if _numel(tensor.dims) > SMALL_TENSOR or base_dir is None:
-            continue
         target, offset, length = _resolve_external(tensor, base_dir, source, located)
+        if _numel(tensor.dims) > SMALL_TENSOR:
+            continue
         with open(target, "rb") as fh:
             fh.seek(offset)
             tensor.raw_data = fh.read(length)

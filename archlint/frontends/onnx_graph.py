@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Container
+from itertools import chain
 from typing import NamedTuple
 
 import networkx as nx
@@ -23,7 +25,7 @@ from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source
 from ..records import frozen_record
 from .construction import Definition
-from .construction_onnx import onnx_definitions
+from .construction_onnx import metadata_list, onnx_definitions
 from .einsum import einsum_contraction
 from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
@@ -64,8 +66,9 @@ _PARAM_INPUTS = {
 #: Ops that lay a tensor out anew (or fill a stored shape): a stored tensor through them stays stored.
 _RELAYOUTS = {"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Identity", "Cast", "CastLike",
               "ConstantOfShape"}
+#: Layers named after their weight's module (see :func:`.naming.layer_names`).
+_WEIGHT_NAMED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR})
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
-_SCOPE_ITEM = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
 @gc_paused
@@ -86,11 +89,6 @@ def _attrs(node: onnx.NodeProto) -> dict:
         read = _ATTR_READERS.get(a.type)
         out[a.name] = read(a) if read is not None else onnx.helper.get_attribute_value(a)
     return out
-
-
-def _metadata(node: onnx.NodeProto) -> dict[str, str]:
-    props = node.metadata_props
-    return {p.key: p.value for p in props} if props else {}
 
 
 def _as_str(value) -> str:
@@ -116,8 +114,10 @@ class _Node(NamedTuple):
 
     @classmethod
     def of(cls, proto: onnx.NodeProto, inputs: list[str], op_type: str, domain: str) -> "_Node":
-        return cls(proto.name, op_type, domain, inputs, list(proto.output), proto.doc_string,
-                   _attrs(proto) if proto.attribute else {}, _metadata(proto), proto)
+        props = proto.metadata_props
+        return tuple.__new__(cls, (proto.name, op_type, domain, inputs, list(proto.output), proto.doc_string,
+                                   _attrs(proto) if proto.attribute else {},
+                                   {p.key: p.value for p in props} if props else {}, proto))
 
 
 class _LayerNode(NamedTuple):
@@ -144,7 +144,7 @@ class _Builder:
         """Module scope of a node: dynamo metadata first, then a legacy node name."""
         raw = node.meta.get("pkg.torch.onnx.name_scopes")
         if raw:
-            scopes = _SCOPE_ITEM.findall(raw)  # a Python list literal of str; no eval needed
+            scopes = metadata_list(raw)
             if len(scopes) >= 2:
                 return scopes[-2]
         name = node.name
@@ -163,8 +163,9 @@ class _Builder:
             return "".join(pieces)
         return None
 
-    def _weight_module(self, node: _Node, op: Op) -> str | None:
-        if op not in (Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR) or len(node.input) < 2:
+    def _weight_module(self, node: _Node) -> str | None:
+        """``P`` when the layer's weight (a conv's or linear layer's) is the initializer ``P.weight``."""
+        if len(node.input) < 2:
             return None
         index = 0 if node.op_type == "Gemm" and node.input[0] in self.loaded.constant_names else 1
         weight = float_weight_name(node.input[index], self.loaded.float_view)
@@ -183,19 +184,25 @@ class _Builder:
         The module path is the module the layer belongs to (its weight's module, else its
         scope), before names are made unique; ``None`` where the model names no module.
         """
+        view = self.loaded.float_view
         hints = []
         for n in nodes:
-            scope = self._scope(n.node)
-            node_name = float_node_name(n.node.name, n.node.output[0], self.loaded.float_view) if n.node.output \
-                else n.node.name
-            hints.append(NameHint(scope, n.node.op_type, self._weight_module(n.node, n.op), node_name))
+            node = n.node
+            name = node.name
+            if view.source_ops and node.output:  # a quantized node keeps its float model's name
+                name = float_node_name(name, node.output[0], view)
+            weight_module = self._weight_module(node) if n.op in _WEIGHT_NAMED else None
+            hints.append(NameHint(self._scope(node), node.op_type, weight_module, name))
         named = layer_names(hints, reserved=self.producer_names)
         result = []
-        for n, hint, (name, origin) in zip(nodes, hints, named):
+        for n, (scope, _, weight_module, _), (name, origin) in zip(nodes, hints, named):
             # a weight module's source line is the node's only when the node runs in that module
-            known = hint.scope is not None and (hint.weight_module is None or hint.scope == hint.weight_module)
-            path = hint.weight_module if hint.weight_module is not None else hint.scope
-            result.append((name, origin, self._source_line(n.node.meta) if known else None, path))
+            if weight_module is None:
+                source = self._source_line(n.node.meta) if scope is not None else None
+                result.append((name, origin, source, scope))
+            else:
+                source = self._source_line(n.node.meta) if scope == weight_module else None
+                result.append((name, origin, source, weight_module))
         return result
 
     def _definitions(self, nodes: list[_LayerNode], paths: list[str | None]) -> list:
@@ -212,9 +219,11 @@ class _Builder:
     def build(self) -> Graph:
         model = self.loaded.model
         g = model.graph
-        inits = {t.name for t in g.initializer}
+        inits = self.loaded.initializer_shapes
+        protos = list(g.node)
+        node_inputs = [list(proto.input) for proto in protos]  # each read once: protobuf reads are slow
         self.producer_names: list[str] = []
-        channels_last = self._channels_last_inputs(g, inits)
+        channels_last = self._channels_last_inputs(g, inits, protos, node_inputs)
         for value in g.input:
             if value.name in inits:
                 continue
@@ -243,17 +252,16 @@ class _Builder:
                 self.stored.update(o for o in proto.output if o)
         layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
-        readers = Counter(i for proto in g.node for i in proto.input)
+        readers = Counter(chain.from_iterable(node_inputs))
         readers.update(value.name for value in g.output)
         sole = {}  # alias -> whether every tensor from the aliased one to it has a single reader
         dense: dict[str, int] = {}  # output of a MatMul by a constant matrix -> its output width
-        for proto in g.node:
-            inputs = list(proto.input)
+        for proto, inputs in zip(protos, node_inputs):
             data_inputs = [i for i in inputs if i and i not in constants]
             op_type, domain = proto.op_type, proto.domain
             if not data_inputs or op_type in ("Shape", "Size", "Constant"):
                 continue  # data-independent: shape arithmetic or constants
-            if op_type == "Transpose" and proto.input[0] in channels_last:
+            if op_type == "Transpose" and inputs[0] in channels_last:
                 continue  # the input's layout change: the input layer stands for it
             if op_type in _PASS_THROUGH and domain in STANDARD_DOMAINS:
                 aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
@@ -300,12 +308,14 @@ class _Builder:
         self.graph.add_edges_from(edges)
         return nx.freeze(self.graph)
 
-    def _channels_last_inputs(self, g: onnx.GraphProto, inits: set[str]) -> dict[str, list[str]]:
+    def _channels_last_inputs(self, g: onnx.GraphProto, inits: Container[str], protos: list[onnx.NodeProto],
+                              node_inputs: list[list[str]]) -> dict[str, list[str]]:
         """Inputs read only through Transposes from channels-last to channels-first (NHWC -> NCHW,
         as tf2onnx writes them): input name -> those Transposes' outputs."""
+        graph_inputs = {value.name for value in g.input}
         readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for proto in g.node:
-            for name in set(proto.input):
+        for proto, inputs in zip(protos, node_inputs):
+            for name in graph_inputs.intersection(inputs):
                 readers[name].append(proto)
         outputs = {o.name for o in g.output}
         found = {}
@@ -374,6 +384,8 @@ class _Builder:
             extra = self.loaded.float_view.params.get(node.output[0], ())
             if node.output[0] in self.dense_bias:
                 extra += (self.dense_bias[node.output[0]],)
+        if not extra:
+            return self._input_param_shapes(node)
         shapes = self.loaded.shapes
         return self._input_param_shapes(node) + tuple(shapes[i] for i in extra if shapes.get(i) is not None)
 
@@ -651,6 +663,8 @@ def _count_subgraph_ops(graphs: list[onnx.GraphProto], parent: str, counts: Coun
 
 def _comment(node: _Node) -> str:
     """Author text that may carry an inline suppression: doc_string and ``archlint`` metadata."""
+    if not node.doc_string and not node.meta:
+        return ""
     texts = (node.doc_string, node.meta.get("archlint", ""))
     return "\n".join(t for t in texts if t and "archlint" in t)
 

@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..graph import Source
 
-__all__ = ["source_from_trace", "local_source", "is_torch_internal"]
+__all__ = ["source_from_trace", "trace_files", "local_source", "is_torch_internal"]
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 _TORCH_PACKAGE = re.compile(r"[\\/](?:site|dist)-packages[\\/]torch[\\/]")
@@ -55,6 +55,11 @@ def _local_file(file: str, cwd: str) -> str:
     except (OSError, ValueError):
         pass  # unreadable or odd path: keep what the model says
     return file
+
+
+def trace_files(trace: str) -> list[str]:
+    """The files named by a recorded stack trace (``File "...", line N`` lines), innermost last."""
+    return [file for file, _ in _FRAME.findall(trace)]
 
 
 def source_from_trace(trace: str, torch_dir: str | None = None) -> Source | None:

@@ -81,7 +81,7 @@ def _with_definitions(graph: Graph, model, record) -> Graph:
 
 def _with_traced_definitions(graph: Graph, program) -> Graph:
     """``graph`` with construction lines from the classes and traces a ``torch.export`` program records."""
-    from .construction_onnx import trace_files
+    from .sources import trace_files
 
     classes: dict[str, str] = {}
     files: dict[str, None] = {}
