@@ -132,8 +132,10 @@ def _single_input(rewrite: Rewrite, name: str) -> str | None:
 
 def _is_batchnorm(layer: Layer) -> bool:
     """ONNX ``BatchNormalization``, torch ``BatchNorm*d`` modules and ``batch_norm`` functions/ATen ops."""
+    if layer.op is not Op.NORM:
+        return False
     name = layer.source_op.lower()
-    return layer.op is Op.NORM and ("batchnorm" in name or "batch_norm" in name)
+    return "batchnorm" in name or "batch_norm" in name
 
 
 @step
@@ -241,8 +243,14 @@ def _folds_into(pad: Layer, into: Layer, rank: int) -> bool:
     return into.op in _PADDED_WINDOWS and len(into.kernel) == rank
 
 
+#: Layers that can pass their input through unchanged.
+_MAYBE_IDENTITY = frozenset({Op.CONCAT, Op.PAD, Op.SLICE})
+
+
 def _is_identity(layer: Layer) -> bool:
     """Whether a layer with one input passes it through unchanged (see :func:`splice_identities`)."""
+    if layer.op not in _MAYBE_IDENTITY:
+        return False
     x = layer.input_shapes[0] if len(layer.input_shapes) == 1 else None
     same_shape = x is not None and x == layer.output_shape
     if layer.op is Op.CONCAT:  # one tensor, not torch.cat([x, x]) (one producer read twice)
@@ -258,5 +266,5 @@ def _is_identity(layer: Layer) -> bool:
 def splice_identities(rewrite: Rewrite) -> None:
     """Remove single-input layers that pass their input through unchanged."""
     for name in rewrite.order():
-        if len(rewrite.graph.pred[name]) == 1 and _is_identity(rewrite.layer(name)):
+        if _is_identity(rewrite.layer(name)) and len(rewrite.graph.pred[name]) == 1:
             rewrite.splice(name)

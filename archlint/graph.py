@@ -10,7 +10,7 @@ input position (``"index"``) and the producer's output position (``"output"``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import networkx as nx
@@ -147,6 +147,31 @@ class Graph(nx.DiGraph):
     def layer(self, name: str) -> Layer:
         """The :class:`Layer` stored at node ``name``."""
         return self._node[name]["layer"]
+
+    def add_nodes_and_edges(self, nodes: Iterable[tuple[str, dict]], edges: Iterable[tuple[str, str, dict]]) -> None:
+        """``add_nodes_from(nodes)``, then ``add_edges_from(edges)``, at a fraction of their cost per item
+        (frontends add tens of thousands): ``(name, attributes)`` nodes, ``(producer, consumer, data)`` edges.
+
+        As there, a node already in the graph has its attributes updated, and so has an edge.
+        """
+        node, succ, pred = self._node, self._succ, self._pred
+        for name, data in nodes:
+            if name in node:
+                node[name].update(data)
+            else:
+                node[name], succ[name], pred[name] = dict(data), {}, {}
+        for u, v, data in edges:
+            for end in (u, v):
+                if end not in succ:
+                    node[end], succ[end], pred[end] = {}, {}, {}
+            old = succ[u].get(v)
+            if old is None:
+                succ[u][v] = pred[v][u] = dict(data)
+            else:
+                old.update(data)
+        clear_cache = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches results per graph
+        if clear_cache is not None:
+            clear_cache(self)
 
     # order(), layers() and inputs_of() are cached once the graph is frozen (``nx.freeze``,
     # done by the frontends and by the engine before any analysis): a frozen graph cannot

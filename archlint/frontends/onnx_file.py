@@ -27,7 +27,7 @@ from ..errors import ModelLoadError, ShapeError, one_line
 from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_control import inline_branches
-from .onnx_nodes import STANDARD_DOMAINS
+from .onnx_nodes import STANDARD_DOMAINS, op_types
 from .onnx_quantized import FloatView, read_as_float
 from .onnx_wire import read_model
 
@@ -111,11 +111,14 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
         raise ModelLoadError(source, "not an ONNX model: ir_version is missing")
     notes: list[str] = []
     _check_topological(model, source)
-    float_view = read_as_float(model)
+    ops = op_types(model.graph)
+    float_view = read_as_float(model, ops)
+    branches = "If" in ops  # no pass below makes an If where there was none
     _drop_large_data(model.graph)
     _pin_inputs(model, source, input_shapes, notes)
     _unset_negative_dims(model)
-    _resolve_branches(model, source, notes)
+    if branches:
+        _resolve_branches(model, source, notes)
     inferred = _infer(model, source, notes)
     listed = _shape_lists(inferred)
     constants, constant_names = _constants(inferred)
@@ -123,12 +126,12 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     # shape arithmetic whose inputs inference now knows; models that reshape by shapes computed
     # after earlier reshapes (windowed attention) need several
     for _ in range(MAX_FOLD_ROUNDS):
-        if not _inline_branches(model, source, notes, constants, constant_names):
+        if not (branches and _inline_branches(model, source, notes, constants, constant_names)):
             folded = _fold(inferred, listed, constants, constant_names) \
                 if _unknown_data_shapes(inferred, listed, constant_names) else {}
             if folded:
                 _replace_with_initializers(model, folded)
-            elif not _inline_branches(model, source, notes, constants, constant_names, final=True):
+            elif not (branches and _inline_branches(model, source, notes, constants, constant_names, final=True)):
                 break
         inferred = _infer(model, source, notes)
         listed = _shape_lists(inferred)
@@ -503,7 +506,7 @@ def _value_shapes(listed: _ShapeLists, init_shapes: dict[str, tuple[int, ...]],
     """Shape of every value: a known shape wins over an unknown one, an initializer's dims over both."""
     shapes: dict[str, tuple[int, ...] | None] = {}
     for name, shape in chain(listed.inputs, listed.value_info, listed.outputs):
-        if shape is not None and any(d < 0 for d in shape):
+        if shape and min(shape) < 0:
             raise ShapeError(source, f"tensor '{name}' has a negative dimension {list(shape)}")
         if shape is not None or name not in shapes:
             shapes[name] = shape

@@ -66,6 +66,9 @@ _PARAM_INPUTS = {
 #: Ops that lay a tensor out anew (or fill a stored shape): a stored tensor through them stays stored.
 _RELAYOUTS = {"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Identity", "Cast", "CastLike",
               "ConstantOfShape"}
+#: Layers with fields of their own beyond their shapes (see ``_Builder._normalize``).
+_WITH_FIELDS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL, Op.LINEAR, Op.MATMUL,
+                          Op.RECURRENT, Op.RESIZE, Op.PAD, Op.SLICE})
 #: Layers named after their weight's module (see :func:`.naming.layer_names`).
 _WEIGHT_NAMED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR})
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
@@ -304,8 +307,7 @@ class _Builder:
         for group in groups.values():  # recurrent modules written as per-step operations
             if not reroll(group, self.graph, nodes, edges, outputs):
                 self.graph.graph["notes"].append(decomposed_note(group))
-        self.graph.add_nodes_from(nodes)
-        self.graph.add_edges_from(edges)
+        self.graph.add_nodes_and_edges(nodes, edges)
         return nx.freeze(self.graph)
 
     def _channels_last_inputs(self, g: onnx.GraphProto, inits: Container[str], protos: list[onnx.NodeProto],
@@ -498,6 +500,8 @@ class _Builder:
         return axes is not None and sorted(axes) == list(range(2, len(shape)))
 
     def _normalize(self, node: _Node, op: Op, in_shapes, out_shape) -> dict:
+        if op not in _WITH_FIELDS and node.op_type != "Transpose":
+            return {}  # activations, elementwise ops, norms...: nothing beyond their shapes
         a = node.attrs
         x = in_shapes[0] if in_shapes else None
         if op in (Op.CONV, Op.CONV_TRANSPOSE):
@@ -506,7 +510,7 @@ class _Builder:
                 raise ValueError(f"weight '{node.input[1]}' has no known shape")
             n = len(w) - 2
             kernel = tuple(map(int, a.get("kernel_shape", w[2:])))
-            if kernel != tuple(map(int, w[2:])):
+            if kernel != w[2:]:
                 raise ValueError(f"kernel_shape {list(kernel)} does not match the weight's kernel {list(w[2:])}")
             groups = int(a.get("group", 1))
             if groups < 1:

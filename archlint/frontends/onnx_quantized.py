@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import onnx
 
-from .onnx_nodes import STANDARD_DOMAINS, op_types, qualified_op, subgraphs
+from .onnx_nodes import STANDARD_DOMAINS, qualified_op, subgraphs
 
 __all__ = ["FloatView", "read_as_float", "float_weight_name", "float_node_name"]
 
@@ -112,11 +112,11 @@ def float_node_name(name: str, output: str, view: FloatView) -> str:
 _QUANTIZATION_OPS = frozenset({op_type for _, op_type in _FORMS} | {"DequantizeLinear", "DynamicQuantizeLinear"})
 
 
-def read_as_float(model: onnx.ModelProto) -> FloatView:
+def read_as_float(model: onnx.ModelProto, ops: set[str]) -> FloatView:
     """Rewrite ``model.graph`` and its subgraphs in place (see the module docstring); returns
-    what it recorded."""
+    what it recorded. ``ops`` are the graph's :func:`~.onnx_nodes.op_types`."""
     view = FloatView()
-    if _QUANTIZATION_OPS.isdisjoint(op_types(model.graph)):
+    if _QUANTIZATION_OPS.isdisjoint(ops):
         return view  # a float model: nothing to read back, whatever its size
     opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), 1)
     _graph_as_float(model.graph, view, opset, set())
