@@ -59,6 +59,22 @@ def test_conv_stack_work_is_linear(tmp_path):
         assert large[phase] / small[phase] < 2.2, (phase, small, large)
 
 
+def test_float_conv_stack_load_converts_no_weight_and_skips_float_only_passes(tmp_path, monkeypatch):
+    """Small weights keep their bytes for shape inference, but none is turned into an array; and a
+    model with no quantization op or If never enters the passes that rewrite them."""
+    from archlint.frontends import onnx_file, onnx_quantized
+
+    entered = []
+    monkeypatch.setattr(onnx_file.numpy_helper, "to_array", lambda *a, **k: entered.append("to_array"))
+    monkeypatch.setattr(onnx_quantized, "_graph_as_float", lambda *a, **k: entered.append("_graph_as_float"))
+    monkeypatch.setattr(onnx_file, "inline_branches", lambda *a, **k: entered.append("inline_branches"))
+    loaded = load_onnx(load_synthetic().conv_stack(tmp_path / "stack.onnx", 50))
+    graph = onnx_graph(loaded)
+    assert entered == []
+    assert len(graph.graph["inputs"]) == 1 and graph.number_of_nodes() == 1 + 100
+    assert graph.layer("conv49").param_shapes == ((8, 8, 3, 3),)
+
+
 def _unpadded_chain(n: int, every_output: bool) -> Graph:
     """``n`` unpadded 3x1 convs, each shrinking the height by 2; optionally every conv a graph output.
 
