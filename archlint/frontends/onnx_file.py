@@ -47,6 +47,15 @@ _GENERATORS = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample
 
 
 
+#: A node's op type, domain, inputs and outputs.
+NodeIO = tuple[str, str, list[str], list[str]]
+
+
+def _node_io(model: onnx.ModelProto) -> list[NodeIO]:
+    """:data:`NodeIO` of each node of ``model``, in order: read once, as protobuf fields are slow to read."""
+    return [(node.op_type, node.domain, list(node.input), list(node.output)) for node in model.graph.node]
+
+
 @dataclass
 class LoadedOnnx:
     """A shape-inferred model plus what the graph builder needs to know about its values."""
@@ -59,6 +68,8 @@ class LoadedOnnx:
     #: Names of every tensor that does not depend on a graph input's data.
     constant_names: set[str]
     initializer_shapes: dict[str, tuple[int, ...]]
+    #: Op type, domain, inputs and outputs of each node of ``model``, in order (see :func:`_node_io`).
+    node_io: list[NodeIO]
     notes: list[str] = field(default_factory=list)
     #: Bytes of embedded tensor data the parser skipped without reading (large initializers).
     skipped_bytes: int = 0
@@ -120,25 +131,25 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     if branches:
         _resolve_branches(model, source, notes)
     inferred = _infer(model, source, notes)
-    listed = _shape_lists(inferred)
-    constants, constant_names = _constants(inferred)
+    listed, io = _shape_lists(inferred), _node_io(inferred)
+    constants, constant_names = _constants(inferred, io)
     # each round inlines the If branches whose conditions are now known, or else folds the
     # shape arithmetic whose inputs inference now knows; models that reshape by shapes computed
     # after earlier reshapes (windowed attention) need several
     for _ in range(MAX_FOLD_ROUNDS):
         if not (branches and _inline_branches(model, source, notes, constants, constant_names)):
             folded = _fold(inferred, listed, constants, constant_names) \
-                if _unknown_data_shapes(inferred, listed, constant_names) else {}
+                if _unknown_data_shapes(io, listed, constant_names) else {}
             if folded:
                 _replace_with_initializers(model, folded)
             elif not (branches and _inline_branches(model, source, notes, constants, constant_names, final=True)):
                 break
         inferred = _infer(model, source, notes)
-        listed = _shape_lists(inferred)
-        constants, constant_names = _constants(inferred)
+        listed, io = _shape_lists(inferred), _node_io(inferred)
+        constants, constant_names = _constants(inferred, io)
     init_shapes = {t.name: tuple(t.dims) for t in inferred.graph.initializer}
     shapes = _value_shapes(listed, init_shapes, source)
-    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, notes,
+    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, io, notes,
                       float_view=float_view)
 
 
@@ -163,13 +174,13 @@ def _resolve_branches(model: onnx.ModelProto, source: str, notes: list[str]) -> 
     for _ in range(MAX_FOLD_ROUNDS):
         if not any(n.op_type == "If" for n in model.graph.node):
             return  # checked first: gathering the constants costs a pass over every model
-        if _inline_branches(model, source, notes, *_constants(model)):
+        if _inline_branches(model, source, notes, *_constants(model, _node_io(model))):
             continue
         try:
             lenient = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
         except Exception:
             return  # strict inference will say what is wrong
-        constants, constant_names = _constants(lenient)
+        constants, constant_names = _constants(lenient, _node_io(lenient))
         if _inline_branches(model, source, notes, constants, constant_names):
             continue
         folded = _fold(lenient, _shape_lists(lenient), constants, constant_names)
@@ -553,8 +564,9 @@ class _SmallValues(Mapping):
         return sum(1 for _ in self)
 
 
-def _constants(model: onnx.ModelProto) -> tuple[Mapping[str, np.ndarray], set[str]]:
-    """Values of small constants, and the names of all data-independent tensors."""
+def _constants(model: onnx.ModelProto, io: list[NodeIO]) -> tuple[Mapping[str, np.ndarray], set[str]]:
+    """Values of small constants, and the names of all data-independent tensors (``io``: the model's
+    :func:`_node_io`)."""
     tensors: dict[str, list[onnx.TensorProto]] = {}
     values: dict[str, np.ndarray] = {}  # Constant nodes: converted now, and winning over initializers
     names: set[str] = set()
@@ -564,27 +576,25 @@ def _constants(model: onnx.ModelProto) -> tuple[Mapping[str, np.ndarray], set[st
         names.add(name)
         if _numel(t.dims) <= SMALL_TENSOR and t.data_location != external:
             tensors.setdefault(name, []).append(t)
-    for node in model.graph.node:
-        op_type = node.op_type
-        if op_type == "Constant" and node.domain in STANDARD_DOMAINS:
-            names.update(node.output)
+    for node, (op_type, domain, inputs, outputs) in zip(model.graph.node, io):
+        if op_type == "Constant" and domain in STANDARD_DOMAINS:
+            names.update(outputs)
             for attr in node.attribute:
                 if attr.name == "value" and _numel(attr.t.dims) <= SMALL_TENSOR:
                     try:
-                        values[node.output[0]] = numpy_helper.to_array(attr.t)
+                        values[outputs[0]] = numpy_helper.to_array(attr.t)
                     except Exception:
                         pass
                 elif attr.name in ("value_int", "value_ints", "value_float", "value_floats"):
-                    values[node.output[0]] = np.array(onnx.helper.get_attribute_value(attr))
-        elif op_type in ("Shape", "Size") or names.issuperset([i for i in node.input if i]):
-            names.update([o for o in node.output if o])
+                    values[outputs[0]] = np.array(onnx.helper.get_attribute_value(attr))
+        elif op_type in ("Shape", "Size") or names.issuperset([i for i in inputs if i]):
+            names.update([o for o in outputs if o])
     return _SmallValues(tensors, values), names
 
 
-def _unknown_data_shapes(model: onnx.ModelProto, listed: _ShapeLists, constant_names: set[str]) -> bool:
+def _unknown_data_shapes(io: list[NodeIO], listed: _ShapeLists, constant_names: set[str]) -> bool:
     shapes = dict(chain(listed.value_info, listed.outputs))
-    return any(shapes.get(o) is None for n in model.graph.node for o in n.output
-               if o and o not in constant_names)
+    return any(shapes.get(o) is None for *_, outputs in io for o in outputs if o and o not in constant_names)
 
 
 def _fold(model: onnx.ModelProto, listed: _ShapeLists, constants: Mapping[str, np.ndarray],

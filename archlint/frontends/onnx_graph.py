@@ -116,9 +116,9 @@ class _Node(NamedTuple):
     proto: onnx.NodeProto
 
     @classmethod
-    def of(cls, proto: onnx.NodeProto, inputs: list[str], op_type: str, domain: str) -> "_Node":
+    def of(cls, proto: onnx.NodeProto, op_type: str, domain: str, inputs: list[str], outputs: list[str]) -> "_Node":
         props = proto.metadata_props
-        return tuple.__new__(cls, (proto.name, op_type, domain, inputs, list(proto.output), proto.doc_string,
+        return tuple.__new__(cls, (proto.name, op_type, domain, inputs, outputs, proto.doc_string,
                                    _attrs(proto) if proto.attribute else {},
                                    {p.key: p.value for p in props} if props else {}, proto))
 
@@ -224,7 +224,8 @@ class _Builder:
         g = model.graph
         inits = self.loaded.initializer_shapes
         protos = list(g.node)
-        node_inputs = [list(proto.input) for proto in protos]  # each read once: protobuf reads are slow
+        node_io = self.loaded.node_io
+        node_inputs = [inputs for _, _, inputs, _ in node_io]
         self.producer_names: list[str] = []
         channels_last = self._channels_last_inputs(g, inits, protos, node_inputs)
         for value in g.input:
@@ -249,42 +250,41 @@ class _Builder:
         #: written as the ConstantOfShape of a stored shape (a stripped weight): learned tensors,
         #: counted whether shape folding turned them into initializers or not
         self.stored = set(inits)
-        for proto in g.node:
-            if proto.op_type in _RELAYOUTS and proto.domain in STANDARD_DOMAINS and proto.input \
-                    and proto.input[0] in self.stored and constants.issuperset(i for i in proto.input[1:] if i):
-                self.stored.update(o for o in proto.output if o)
+        for op_type, domain, inputs, outputs in node_io:
+            if op_type in _RELAYOUTS and domain in STANDARD_DOMAINS and inputs \
+                    and inputs[0] in self.stored and constants.issuperset(i for i in inputs[1:] if i):
+                self.stored.update(o for o in outputs if o)
         layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
         readers = Counter(chain.from_iterable(node_inputs))
         readers.update(value.name for value in g.output)
         sole = {}  # alias -> whether every tensor from the aliased one to it has a single reader
         dense: dict[str, int] = {}  # output of a MatMul by a constant matrix -> its output width
-        for proto, inputs in zip(protos, node_inputs):
+        for proto, (op_type, domain, inputs, outputs) in zip(protos, node_io):
             data_inputs = [i for i in inputs if i and i not in constants]
-            op_type, domain = proto.op_type, proto.domain
             if not data_inputs or op_type in ("Shape", "Size", "Constant"):
                 continue  # data-independent: shape arithmetic or constants
             if op_type == "Transpose" and inputs[0] in channels_last:
                 continue  # the input's layout change: the input layer stands for it
             if op_type in _PASS_THROUGH and domain in STANDARD_DOMAINS:
-                aliases[proto.output[0]] = aliases.get(inputs[0], inputs[0])
-                sole[proto.output[0]] = readers[inputs[0]] == 1 and sole.get(inputs[0], True)
+                aliases[outputs[0]] = aliases.get(inputs[0], inputs[0])
+                sole[outputs[0]] = readers[inputs[0]] == 1 and sole.get(inputs[0], True)
                 continue
             if op_type == "MatMul" and domain in STANDARD_DOMAINS and len(inputs) == 2 and inputs[1] in constants:
                 weight = self.loaded.shapes.get(inputs[1])
                 if weight and len(weight) == 2:
-                    dense[proto.output[0]] = weight[1]
+                    dense[outputs[0]] = weight[1]
             if op_type == "Add" and domain in STANDARD_DOMAINS and len(data_inputs) == 1 and len(inputs) == 2:
                 product = aliases.get(data_inputs[0], data_inputs[0])
                 bias = inputs[1] if inputs[0] == data_inputs[0] else inputs[0]
                 if product in dense and readers[data_inputs[0]] == 1 and sole.get(data_inputs[0], True) \
                         and readers[product] == 1 and self.loaded.shapes.get(bias) == (dense[product],):
                     # the bias of a dense layer exported as MatMul + Add: one layer, as the module was
-                    aliases[proto.output[0]] = product
+                    aliases[outputs[0]] = product
                     self.dense_bias[product] = bias
                     continue
             try:
-                node = _Node.of(proto, inputs, op_type, domain)
+                node = _Node.of(proto, op_type, domain, inputs, outputs)
             except (ValueError, TypeError) as exc:
                 raise ModelLoadError(self.source, f"node '{proto.name or op_type}' ({op_type}) has unreadable "
                                                   f"attributes: {exc}") from None
