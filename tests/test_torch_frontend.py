@@ -177,6 +177,40 @@ def test_untraceable_module_falls_back_to_torch_export():
     assert report.summary.params == sum(p.numel() for n, p in module.named_parameters() if not n.startswith("a."))
 
 
+def test_autocast_and_no_grad_regions_of_an_exported_module_count_like_the_rest():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Regions(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Conv2d(3, 8, 3)
+            self.b = nn.Conv2d(8, 8, 3)
+            self.c = nn.Conv2d(8, 4, 1)
+
+        def forward(self, x):
+            if x.shape[-1] > 8:  # control flow on a size: traced with torch.export
+                x = self.a(x)
+            # torch.export keeps these regions as higher-order ops holding a subgraph
+            with torch.autocast(device_type="cpu", enabled=False):
+                y = self.b(x.float())
+                with torch.no_grad():
+                    y = torch.relu(y)
+            return self.c(y)
+
+    module, x = Regions(), torch.randn(1, 3, 16, 16)
+    report = archlint.lint(module, example_inputs=(x,))
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(x)
+    assert any("torch.export" in note for note in report.summary.notes)
+    assert not report.summary.unsupported_ops
+    # the region's operators keep their own module scopes (the relu is the root module's)
+    assert [r.name for r in report.layers] == ["x", "a", "b", "Relu", "c"]
+    assert report.summary.macs == counter.get_total_flops() // 2 == 129_888
+    assert report.summary.params == sum(p.numel() for p in module.parameters())
+    # 3x3 then 3x3 then 1x1, stride 1: 5x5 from the region's conv on
+    assert [report.layer(n).receptive_field for n in ("a", "b", "c")] == [(3, 3), (5, 5), (5, 5)]
+
+
 def test_missing_input_shape_is_a_clear_error():
     with pytest.raises(ModelLoadError, match="needs input shapes"):
         archlint.lint(Net())

@@ -17,7 +17,8 @@ Tracing
     then every node is evaluated on ``meta`` tensors. Modules fx cannot trace (Python
     control flow on tensor values or shapes, ``isinstance`` on proxies...) fall back to
     ``torch.export.export`` with ``strict=False`` on fake tensors; saved ``.pt2`` programs
-    take the same route after loading. Both graphs go through one converter.
+    take the same route after loading. Both graphs go through one converter. Regions that
+    ``torch.export`` keeps as a subgraph (``torch.autocast``, ``torch.no_grad``) are inlined.
 
 Naming
     The ONNX frontend's conventions (:mod:`.naming`), so both paths give the same layer
@@ -77,6 +78,11 @@ __all__ = ["torch_graph", "exported_program_graph", "quiet_torch"]
 #: Functions whose result depends on their tensor argument's shape, dtype or device only.
 _SHAPE_ONLY = frozenset({"new_zeros", "new_ones", "new_empty", "new_full", "new_tensor", "zeros_like",
                          "ones_like", "empty_like", "full_like", "rand_like", "randn_like", "randint_like"})
+
+#: Higher-order operators of ``torch.export`` programs that run their subgraph (the ``get_attr``
+#: argument) once on the operands that follow it: ``torch.autocast`` and ``torch.no_grad`` /
+#: ``torch.enable_grad`` regions of ``forward``. Their operators are inlined as if written there.
+_REGIONS = frozenset({"wrap_with_autocast", "wrap_with_set_grad_enabled"})
 
 #: Functions whose multiply-accumulates count (conv, dense, matrix products).
 _PRODUCTS = frozenset({"conv1d", "conv2d", "conv3d", "convolution", "_convolution", "conv_transpose1d",
@@ -184,7 +190,7 @@ def exported_program_graph(program, source: str) -> Graph:
         if val is not None:
             values[node] = val
     with quiet_torch():
-        return _Converter(program.graph, values, source, roles=roles).build()
+        return _Converter(program.graph, values, source, roles=roles, owner=program.graph_module).build()
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,7 @@ class _Converter:
     """Builds the layer graph from an fx graph (fx trace or torch.export program) and its values."""
 
     def __init__(self, graph: fx.Graph, values: dict, source: str, module: nn.Module | None = None,
-                 roles: dict[str, tuple[str, str]] | None = None) -> None:
+                 roles: dict[str, tuple[str, str]] | None = None, owner: nn.Module | None = None) -> None:
         self.fx = graph
         self.values = values
         self.source = source
@@ -251,6 +257,10 @@ class _Converter:
         self.within: tuple[str, Source | None, str] | None = None
         #: layers computed from constants alone (no model input upstream)
         self.constant_layers = 0
+        #: the module holding the subgraphs of higher-order operators (an exported program's
+        #: graph module), and the key prefix of the region being inlined ("" outside any)
+        self.owner = owner
+        self.region = ""
 
     # -- node roles ----------------------------------------------------------------------
 
@@ -358,6 +368,9 @@ class _Converter:
         return [self._param_use(a) for a in flatten_args((node.args, node.kwargs)) if self._param_target(a)]
 
     def _call(self, node: fx.Node) -> None:
+        if node.op == "call_function" and self.owner is not None and target_name(node) in _REGIONS:
+            self._inline(node)
+            return
         data = self._data_inputs(node)
         value = self.values.get(node)
         is_tensor = isinstance(value, torch.Tensor)
@@ -422,11 +435,11 @@ class _Converter:
         if self.within is None:
             stack = self._scope_stack(node)
             scope = node.target if node.op == "call_module" else (stack[-1] if stack else "")
-            source, key = self._source(node), f"%{node.name}"
+            source, key = self._source(node), f"%{self.region}{node.name}"
         else:
             scope, source, prefix = self.within
             key = f"%{prefix}/{node.name}"
-        if op is Op.OTHER and self.within is None and self._open(node, scope, source):
+        if op is Op.OTHER and self.within is None and self._open(node, scope, source, key[1:]):
             return
         uses = self._own_params(node) + self._carried(node)
         self.uses.extend(uses)
@@ -477,16 +490,49 @@ class _Converter:
             return False
         return function_name(node) in _PRODUCTS
 
-    def _open(self, node: fx.Node, scope: str, source: Source | None) -> bool:
+    def _open(self, node: fx.Node, scope: str, source: Source | None, prefix: str) -> bool:
         """Convert the ATen operators of a call the op tables do not know (see torch_open)."""
         opened = open_call(node, self.values, self.module, self.opened_graphs)
         if opened is None:
             return False
-        for sub in opened.graph.nodes:  # a cached graph converted before: forget its last call
+        self._bind(opened.graph, opened.stands_for)
+        self.within = (scope, source, prefix)
+        try:
+            for sub in opened.graph.nodes:
+                if sub.op == "call_function":
+                    self.values[sub] = sub.meta.get("val")
+                    self._call(sub)
+        finally:
+            self.within = None
+        self._bind_outputs(node, opened.outputs)
+        return True
+
+    def _inline(self, node: fx.Node) -> None:
+        """A region of ``forward`` held in a subgraph (see ``_REGIONS``): its operators are
+        converted like the program's own, with their own module scopes and source lines."""
+        at = next(i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a.op == "get_attr")
+        subgraph = self.owner.get_submodule(node.args[at].target)
+        self._bind(subgraph.graph, list(node.args[at + 1:]))
+        owner, region = self.owner, self.region
+        self.owner, self.region = subgraph, f"{region}{node.name}/"
+        try:
+            for sub in subgraph.graph.nodes:
+                if sub.op == "call_function":
+                    self.values[sub] = sub.meta.get("val")
+                    self._call(sub)
+        finally:
+            self.owner, self.region = owner, region
+        output = next(n for n in subgraph.graph.nodes if n.op == "output")
+        self._bind_outputs(node, [o if isinstance(o, fx.Node) else None for o in flatten_args(output.args)])
+
+    def _bind(self, graph: fx.Graph, stands_for: list) -> None:
+        """Give the placeholders of ``graph`` what they receive: a node of the graph being
+        converted, or ``("param", tensor, qualified name)`` / ``("buffer", ...)``."""
+        for sub in graph.nodes:  # a graph converted before: forget its last call
             for table in (self.producer, self.carried, self.opened_params, self.opened_outputs):
                 table.pop(sub, None)
-        placeholders = [n for n in opened.graph.nodes if n.op == "placeholder"]
-        for placeholder, meaning in zip(placeholders, opened.stands_for):
+        placeholders = [n for n in graph.nodes if n.op == "placeholder"]
+        for placeholder, meaning in zip(placeholders, stands_for):
             self.values[placeholder] = placeholder.meta.get("val")
             if isinstance(meaning, fx.Node):
                 if meaning in self.producer:
@@ -496,21 +542,15 @@ class _Converter:
                     self.opened_params[placeholder] = (use.key, use.fqn)
                 elif meaning in self.carried:
                     self.carried[placeholder] = self.carried.pop(meaning)
-            elif meaning[0] == "param":
+            elif isinstance(meaning, tuple) and meaning[0] == "param":
                 self.opened_params[placeholder] = (id(meaning[1]), meaning[2])
-        self.within = (scope, source, node.name)
-        try:
-            for sub in opened.graph.nodes:
-                if sub.op == "call_function":
-                    self.values[sub] = sub.meta.get("val")
-                    self._call(sub)
-        finally:
-            self.within = None
-        outputs = [self.producer.get(o) if o is not None else None for o in opened.outputs]
-        self.opened_outputs[node] = outputs
-        if isinstance(self.values.get(node), torch.Tensor) and outputs and outputs[0] is not None:
-            self.producer[node] = outputs[0]
-        return True
+
+    def _bind_outputs(self, node: fx.Node, outputs: list[fx.Node | None]) -> None:
+        """The producers of a converted subgraph's ``outputs`` stand for the results of ``node``."""
+        producers = [self.producer.get(o) if o is not None else None for o in outputs]
+        self.opened_outputs[node] = producers
+        if isinstance(self.values.get(node), torch.Tensor) and producers and producers[0] is not None:
+            self.producer[node] = producers[0]
 
     def _name(self) -> None:
         entries = list(self.entries.values())
