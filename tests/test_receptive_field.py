@@ -388,6 +388,45 @@ def test_linear_attention_keeps_each_tokens_field_through_a_pad_of_channels():
     assert report.summary.receptive_field.layer == "head"
 
 
+@pytest.mark.parametrize("dim", [1, -1])
+def test_stacked_branches_keep_their_positions_along_the_new_axis(dim):
+    """timm's selective-kernel block (skresnet) in small: a 3x3 conv (field 3, padding 1), then a 3x3
+    path (5, padding 2) and a 3x3 path dilated 2 (3 + 2 x 2 = 7, padding 3) stacked along a new axis
+    (before the channels or after the map), weighted by a gate from their global mean and summed
+    over that axis (timm: ``sum(1)``). Every position of the stack sees the union of the two paths, 7x7 with stride 1
+    and padding 3, and so does the sum and the 1x1 head after it, with global context from the gate.
+    """
+    from torch import nn
+
+    class SelectiveKernel(nn.Module):
+        def __init__(self, dim=4):
+            super().__init__()
+            self.conv = nn.Conv2d(3, dim, 3, padding=1)
+            self.paths = nn.ModuleList([nn.Conv2d(dim, dim, 3, padding=1), nn.Conv2d(dim, dim, 3, padding=2, dilation=2)])
+            self.gate = nn.Conv2d(dim, 2 * dim, 1)
+            self.head = nn.Conv2d(dim, dim, 1)
+
+        def forward(self, x):
+            x = self.conv(x)
+            paths = torch.stack([path(x) for path in self.paths], dim=dim)
+            weights = self.gate(combine(paths).mean((2, 3), keepdim=True)).reshape(1, 2, 4, 1, 1)
+            weights = weights.softmax(1) if dim == 1 else weights.softmax(1).permute(0, 2, 3, 4, 1)
+            return self.head(combine(paths * weights))
+
+    def combine(paths):  # a sum over the new axis (over a last axis of five it reads as a pool: selected)
+        return paths.sum(1) if dim == 1 else paths[..., 0] + paths[..., 1]
+
+    import torch
+
+    report = archlint.lint(SelectiveKernel(), input_shapes=(1, 3, 16, 16))
+    stack, = _by_op(report, "concat")
+    assert stack.output_shape == ((1, 2, 4, 16, 16) if dim == 1 else (1, 4, 16, 16, 2))
+    assert _field(stack) == ((7, 7), (1, 1), (3, 3)) and not stack.global_context
+    head = report.layer("head")
+    assert _field(head) == ((7, 7), (1, 1), (3, 3)) and head.global_context and not head.rf_global
+    assert report.summary.receptive_field.layer == "head"
+
+
 @pytest.mark.parametrize("mix_tokens", [True, False])
 def test_token_mixing_mlp_makes_the_token_map_global_and_a_mean_over_tokens_is_global_pooling(mix_tokens):
     """MLP-Mixer in small: a 4x4/4 patch conv on 16x16 gives 16 tokens with a 4x4 field (stride 4).

@@ -9,7 +9,8 @@ padding ``p`` and dilation ``d`` maps ``(r, j, P)`` to
 ``(r + (d*(k-1)) * j, j * s, P + p * j)``.
 
 Where paths meet (add, concat, mul) the field is the union of the aligned regions of
-the inputs. Branches with equal strides merge exactly; branches with different strides
+the inputs; a stack (a concat along a new axis off the positions) lays them side by side, each
+position keeping its place. Branches with equal strides merge exactly; branches with different strides
 (possible only after resizing) are kept apart as separate pieces, so the union stays
 exact; past ``MAX_PIECES`` pieces on an axis (merges of branches resized by many different
 factors can double the pieces at each merge) the field is reported unknown. Inputs without
@@ -427,6 +428,12 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         if not aligned:  # everything upstream is already global
             return _global_through(layer, inputs[0])
         field = aligned[0]
+    if op is Op.CONCAT and out is not None and layer.input_shapes and layer.input_shapes[0] is not None \
+            and len(out) == len(layer.input_shapes[0]) + 1:
+        shift = _stacked_shift(layer.input_shapes[0], out, field)
+        if shift is None:
+            return None
+        field, aligned = shift(field), [shift(f) for f in aligned]
     # the two usual cases first (the checks below never match these ops)
     if op in _ELEMENTWISE:
         if op is Op.NORM and len(inputs) == 1 and layer.input_shapes and out is not None \
@@ -717,6 +724,23 @@ def _follow_slice(x, out, field: ReceptiveField, resized: bool = False
     r = removed[0]
     shift = lambda a: a - 1 if a > r else a  # noqa: E731
     return tuple(map(shift, field.positions)), None if field.token_axis is None else shift(field.token_axis)
+
+
+def _stacked_shift(x: tuple[int, ...], out: tuple[int, ...], field: ReceptiveField):
+    """For a stack (a concat along a new axis, ``torch.stack``): the function moving an operand's
+    field to the output's axes, or ``None`` when the new axis is not known to lie off the
+    positions. Each position keeps its field: the operands are only laid side by side."""
+    held = field.positions if field.token_axis is None else (field.token_axis,)
+    moves = set()
+    for new in range(len(out)):  # where the new axis may be (several places when lengths repeat)
+        if tuple(out[:new]) + tuple(out[new + 1:]) == tuple(x):
+            moves.add(tuple(a + (a >= new) for a in held))
+    if len(moves) != 1:
+        return None
+    moved = moves.pop()
+    if field.token_axis is not None:
+        return lambda f: f.moved(token_axis=moved[0]) if f.token_axis == field.token_axis else f
+    return lambda f: f.moved(positions=moved) if f.positions == field.positions else f
 
 
 def _reshaped(layer: Layer, field: ReceptiveField) -> ReceptiveField | None:
