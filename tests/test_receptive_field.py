@@ -427,6 +427,43 @@ def test_stacked_branches_keep_their_positions_along_the_new_axis(dim):
     assert report.summary.receptive_field.layer == "head"
 
 
+@pytest.mark.parametrize("ratio", [2, 3])
+def test_pooling_consecutive_tokens_within_rows_is_a_window_along_the_rows(ratio):
+    """Next-ViT's spatial reduction in small: a 2x2/2 patch conv turns 16x16 pixels into an 8x8 map of
+    tokens (field 2, stride 2), and ``AvgPool1d(ratio**2)`` averages that many consecutive tokens
+    for the keys and values of attention.
+
+    ratio 2: windows of 4 tokens never cross the end of a row of 8, so the pooled tokens are an
+    8x2 map whose tokens see 2 pixels down and 2 + 3 x 2 = 8 across (stride 8); attention of every
+    token over all of them makes the output global. ratio 3: windows of 9 tokens straddle rows, the
+    pooled tokens are no map, and the field is lost there, as the report says.
+    """
+    from torch import nn
+
+    class Reduced(nn.Module):
+        def __init__(self, dim=8):
+            super().__init__()
+            self.patch = nn.Conv2d(3, dim, 2, stride=2)
+            self.q, self.kv, self.proj = nn.Linear(dim, dim), nn.Linear(dim, 2 * dim), nn.Linear(dim, dim)
+            self.sr = nn.AvgPool1d(ratio ** 2, ratio ** 2)
+
+        def forward(self, x):
+            x = self.patch(x).flatten(2).transpose(1, 2)  # b, tokens, channels
+            k, v = self.kv(self.sr(x.transpose(1, 2)).transpose(1, 2)).chunk(2, dim=-1)
+            attention = (self.q(x) @ k.transpose(1, 2)).softmax(-1)
+            return self.proj(attention @ v)
+
+    report = archlint.lint(Reduced(), input_shapes=(1, 3, 16, 16))
+    pool = report.layer("sr")
+    if ratio == 2:
+        assert pool.output_shape == (1, 8, 16) and _field(pool) == ((2, 8), (2, 8), (0, 0))
+        assert report.layer("proj").rf_global and report.summary.receptive_field.covers_input
+    else:
+        assert pool.output_shape == (1, 8, 7) and pool.receptive_field is None
+        assert report.summary.receptive_field is None
+        assert any("lost at 'sr'" in note for note in report.summary.notes)
+
+
 @pytest.mark.parametrize("mix_tokens", [True, False])
 def test_token_mixing_mlp_makes_the_token_map_global_and_a_mean_over_tokens_is_global_pooling(mix_tokens):
     """MLP-Mixer in small: a 4x4/4 patch conv on 16x16 gives 16 tokens with a 4x4 field (stride 4).

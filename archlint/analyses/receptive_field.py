@@ -51,7 +51,11 @@ Tokens and attention
     A dense layer over the token axis (MLP-Mixer's token-mixing MLP) makes the field global
     too, and its output axis is taken to hold the tokens still (the MLP maps tokens back to
     tokens). A mean, sum or max over the token axis (``x.mean(1)`` before a ViT's head) is
-    global pooling; over channels it is a per-position statistic.
+    global pooling; over channels it is a per-position statistic. A 1-d pool or conv along
+    the token axis (Next-ViT's ``AvgPool1d`` before its keys and values) whose windows stay
+    within rows (no padding, the stride divides the row, the window no longer than the
+    stride) is a window along the rows; windows that straddle rows leave tokens that are no
+    map, and the field is unknown there.
     A product of a map with an activation that holds no positions (a matrix computed from
     the input, such as bilinear attention's row and column mixing matrices ``P @ X @ Q``)
     is global when it sums over a position axis, keeping the map's positions if it keeps
@@ -267,6 +271,27 @@ def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> Rec
     return _make(tuple(axes), extent, field.positions, field.is_global, field.global_context)
 
 
+def _token_window(layer: Layer, field: ReceptiveField, x: tuple[int, ...] | None) -> ReceptiveField | None:
+    """A 1-d window along a token axis (next-ViT's ``AvgPool1d`` of sr x sr tokens before its
+    keys and values): with the tokens in row-major order, a window that never crosses the end of
+    a row (no padding, the stride divides the row, the window no longer than the stride) is a
+    window along the last spatial axis, and the output tokens a map that many times narrower.
+    ``None`` otherwise (windows straddling rows see pixels of two rows)."""
+    out = layer.output_shape
+    if x is None or out is None or len(x) != 3 or field.token_axis != 2 or len(layer.kernel or ()) != 1:
+        return None
+    k, s, d = layer.kernel[0], layer.stride[0], layer.dilation[0]
+    row = field.extent[-1]
+    if x[2] != math.prod(field.extent) or any(layer.pads_begin or ()) or any(layer.pads_end or ()) \
+            or row % s or d * (k - 1) + 1 > s:
+        return None
+    extent = (*field.extent[:-1], row // s)
+    if out[2] != math.prod(extent):
+        return None
+    last = tuple(AxisField(q.stride * s, q.size + d * (k - 1) * q.stride, q.padding) for q in field.axes[-1])
+    return _make((*field.axes[:-1], last), extent, (), False, field.global_context, 2)
+
+
 def _resize(layer: Layer, field: ReceptiveField, extent: tuple[int, ...]) -> ReceptiveField:
     """Interpolation: output y reads source positions rounded from ``pos = y*step + offset``.
 
@@ -442,6 +467,8 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
         return _elementwise(layer, field, aligned, context, inputs)
     if op in _WINDOWED and len(inputs) == 1:
         x = layer.input_shapes[0] if layer.input_shapes else None
+        if field.token_axis is not None and op is not Op.CONV_TRANSPOSE:
+            return _token_window(layer, field, x)
         if field.positions != _standard(x):
             return None  # windowed ops work on NCHW; a field on other axes cannot follow
         extent = _extent_at(out, field.positions)
