@@ -6,6 +6,7 @@ Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, input or con
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import click
 
 from . import __version__
 from .errors import ArchlintError, ConfigError, RuleError
-from .gc_pause import skip_collection_at_exit
+from .gc_pause import gc_paused, skip_collection_at_exit
 from .report import Severity
 
 __all__ = ["main"]
@@ -81,10 +82,11 @@ def _expand(paths: tuple[str, ...]) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _lint_one(model: str, config, unsafe_load_pickle: bool = False) -> tuple[str, object]:
+def _lint_one(model: str, config, unsafe_load_pickle: bool = False, collect: bool = False) -> tuple[str, object]:
     """Lint one model; never raises. ``("ok", Report)``, ``("config", message)`` or ``("error", message)``.
 
-    Module-level so that worker processes can run it.
+    Module-level so that worker processes can run it. ``collect`` frees the run's reference
+    cycles afterwards, for a process that goes on to another model with the collector paused.
     """
     from .engine.run import lint
 
@@ -100,6 +102,9 @@ def _lint_one(model: str, config, unsafe_load_pickle: bool = False) -> tuple[str
         message = "out of memory while analysing the model"
     except Exception as exc:  # a bug in archlint
         message = f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); please report it"
+    finally:
+        if collect:
+            gc.collect()
     return "error", message if message.startswith(model) else f"{model}: {message}"
 
 
@@ -115,14 +120,14 @@ def _lint_all(models: list[str], config, jobs: int, unsafe_load_pickle: bool = F
                            show_pos=True) if _show_progress(len(models)) else _NoBar() as bar:
         if jobs <= 1 or len(models) == 1:
             for i, model in enumerate(models):
-                results[i] = _lint_one(model, config, unsafe_load_pickle)
+                results[i] = _lint_one(model, config, unsafe_load_pickle, collect=i < len(models) - 1)
                 bar.update(1)
         else:
             from concurrent.futures import ProcessPoolExecutor, as_completed
 
             pool = ProcessPoolExecutor(max_workers=min(jobs, len(models)))
             try:
-                futures = {pool.submit(_lint_one, model, config, unsafe_load_pickle): i
+                futures = {pool.submit(_lint_one, model, config, unsafe_load_pickle, True): i
                            for i, model in enumerate(models)}
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
@@ -436,11 +441,18 @@ app.add_command(cli, "check")
 app.add_command(diff_cli, "diff")
 
 
+@gc_paused
+def _run(argv: list[str] | None) -> None:
+    """The command line, with the cyclic collector paused throughout: a run is one short process
+    (cycles are freed between models, the rest by the process ending; see :mod:`.gc_pause`)."""
+    app.main(args=argv, prog_name="archlint", standalone_mode=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: runs the CLI and turns every error into one line and exit 2."""
     skip_collection_at_exit()
     try:
-        app.main(args=argv, prog_name="archlint", standalone_mode=False)
+        _run(argv)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

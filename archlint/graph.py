@@ -10,6 +10,7 @@ input position (``"index"``) and the producer's output position (``"output"``).
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -172,6 +173,22 @@ class Graph(nx.DiGraph):
         clear_cache = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches results per graph
         if clear_cache is not None:
             clear_cache(self)
+
+    def drop_views(self) -> None:
+        """Forget the views networkx caches on the graph (``G.nodes``, ``G.edges``...) and its results.
+
+        Each view refers back to the graph, so a graph that has used them is freed only by the
+        cyclic garbage collector, which then walks every record the graph holds (tens of
+        milliseconds for 10,000 layers); without them, dropping the last reference frees it at
+        once. The views come back on their next use.
+        """
+        for klass in type(self).__mro__:
+            for name, attribute in vars(klass).items():
+                if isinstance(attribute, functools.cached_property):
+                    self.__dict__.pop(name, None)
+        cache = self.__dict__.get("__networkx_cache__")
+        if cache:
+            cache.clear()
 
     # order(), layers() and inputs_of() are cached once the graph is frozen (``nx.freeze``,
     # done by the frontends and by the engine before any analysis): a frozen graph cannot

@@ -28,6 +28,7 @@ from archlint.api import Graph, Layer, Op, lint_graph
 from archlint.cli import main
 from archlint.engine.registry import discover_rules
 from archlint.engine.run import AnalysisCache
+from conftest import fixture_path
 from archlint.reports import RENDERERS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -603,3 +604,37 @@ def test_the_core_names_no_rule_code():
     named = [f"{path.relative_to(ROOT)}:{n}" for path in files
              for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if pattern.search(line)]
     assert not named, f"rule codes named in the core: {named}"
+
+
+def test_lint_leaves_no_graph_for_the_cycle_collector():
+    """networkx caches views (G.nodes, G.edges) that refer back to the graph; lint drops them,
+    so its graph is freed when it returns instead of waiting for a full collection."""
+    import gc
+
+    from archlint import lint
+    from archlint.graph import Graph
+
+    gc.collect()
+    gc.disable()
+    try:
+        report = lint(fixture_path("example_cnn_dynamo.onnx"))
+        left = [o for o in gc.get_objects() if isinstance(o, Graph)]
+    finally:
+        gc.enable()
+    assert report.layers and not left
+
+
+def test_cli_pauses_the_collector_and_frees_each_model_before_the_next(tmp_path, monkeypatch):
+    import gc
+
+    from archlint import cli
+
+    seen, collected = [], []
+    real = cli._lint_one
+    monkeypatch.setattr(cli, "_lint_one", lambda *a, **k: (seen.append(gc.isenabled()), real(*a, **k))[1])
+    monkeypatch.setattr(cli.gc, "collect", lambda *a: collected.append(a) or 0)
+    path = fixture_path("example_cnn_dynamo.onnx")
+    with pytest.raises(SystemExit):
+        main([str(path), str(fixture_path("core_chain_legacy.onnx")), "--format", "json", "--jobs", "1",
+              "--output", str(tmp_path / "out.json")])
+    assert seen == [False, False] and len(collected) == 1 and gc.isenabled()

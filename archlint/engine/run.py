@@ -191,4 +191,7 @@ def lint(model: Any, config: Config | None = None, *, example_inputs: Any = None
     config = (config or Config()).override(**overrides)
     graph = load_graph(model, config.input_shapes, example_inputs=example_inputs,
                        unsafe_load_pickle=unsafe_load_pickle)
-    return lint_graph(graph, config)
+    try:
+        return lint_graph(graph, config)
+    finally:
+        graph.drop_views()  # the graph is ours alone: freed now, not by a later full collection
