@@ -368,8 +368,8 @@ class _Converter:
         return [self._param_use(a) for a in flatten_args((node.args, node.kwargs)) if self._param_target(a)]
 
     def _call(self, node: fx.Node) -> None:
-        if node.op == "call_function" and self.owner is not None and target_name(node) in _REGIONS:
-            self._inline(node)
+        if node.op == "call_function" and self.owner is not None and target_name(node) in _REGIONS \
+                and self._inline(node):
             return
         data = self._data_inputs(node)
         value = self.values.get(node)
@@ -507,11 +507,14 @@ class _Converter:
         self._bind_outputs(node, opened.outputs)
         return True
 
-    def _inline(self, node: fx.Node) -> None:
+    def _inline(self, node: fx.Node) -> bool:
         """A region of ``forward`` held in a subgraph (see ``_REGIONS``): its operators are
-        converted like the program's own, with their own module scopes and source lines."""
-        at = next(i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a.op == "get_attr")
-        subgraph = self.owner.get_submodule(node.args[at].target)
+        converted like the program's own, with their own module scopes and source lines.
+        ``False`` (nothing converted) when the call holds no subgraph."""
+        at = next((i for i, a in enumerate(node.args) if isinstance(a, fx.Node) and a.op == "get_attr"), None)
+        subgraph = self.owner.get_submodule(node.args[at].target) if at is not None else None
+        if not isinstance(subgraph, fx.GraphModule):
+            return False
         self._bind(subgraph.graph, list(node.args[at + 1:]))
         owner, region = self.owner, self.region
         self.owner, self.region = subgraph, f"{region}{node.name}/"
@@ -524,6 +527,7 @@ class _Converter:
             self.owner, self.region = owner, region
         output = next(n for n in subgraph.graph.nodes if n.op == "output")
         self._bind_outputs(node, [o if isinstance(o, fx.Node) else None for o in flatten_args(output.args)])
+        return True
 
     def _bind(self, graph: fx.Graph, stands_for: list) -> None:
         """Give the placeholders of ``graph`` what they receive: a node of the graph being
