@@ -367,3 +367,11 @@ def test_convs_equal_torchvision_conv_by_conv(light, zoo, name):
         return sorted((tuple(row.receptive_field), tuple(row.effective_stride), tuple(row.effective_padding))
                       for row in report.layers if row.op == "conv" and not row.rf_global)
     assert conv_fields(light(name)) == conv_fields(archlint.lint(reference.paths["dynamo"]))
+
+
+def test_a_shape_fixed_for_the_export_size_names_its_node_and_the_pinned_input():
+    result = run_cli(light_file("shufflenet"), "--input-shape", "1,3,256,256")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert ("shape inference failed at node 'n15' (Concat): Can't merge shape info." in result.stderr
+            and "Inferred=32 Declared=28 Dimension=2" in result.stderr
+            and "with the input shape you set" in result.stderr)

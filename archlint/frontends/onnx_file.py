@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -130,7 +131,7 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     _unset_negative_dims(model)
     if branches:
         _resolve_branches(model, source, notes)
-    inferred = _infer(model, source, notes)
+    inferred = _infer(model, source, notes, pinned=input_shapes is not None)
     listed, io = _shape_lists(inferred), _node_io(inferred)
     constants, constant_names = _constants(inferred, io)
     # each round inlines the If branches whose conditions are now known, or else folds the
@@ -144,7 +145,7 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
                 _replace_with_initializers(model, folded)
             elif not (branches and _inline_branches(model, source, notes, constants, constant_names, final=True)):
                 break
-        inferred = _infer(model, source, notes)
+        inferred = _infer(model, source, notes, pinned=input_shapes is not None)
         listed, io = _shape_lists(inferred), _node_io(inferred)
         constants, constant_names = _constants(inferred, io)
     init_shapes = {t.name: tuple(t.dims) for t in inferred.graph.initializer}
@@ -454,33 +455,57 @@ def _run_inference(model: onnx.ModelProto) -> onnx.ModelProto:
     return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=True, data_prop=True)
 
 
-def _infer(model: onnx.ModelProto, source: str, notes: list[str]) -> onnx.ModelProto:
+def _infer(model: onnx.ModelProto, source: str, notes: list[str], pinned: bool = False) -> onnx.ModelProto:
     """Shape-infer ``model``; declared shapes that contradict inference are dropped from it (and noted).
 
     Exporters declare intermediate and output shapes that can be stale (a PyTorch 1.9
     export declaring rank 2 where its own Reshape yields rank 3) or contradict the pinned
     inputs. They are hints: inference from the inputs wins. Only when inference fails
-    without them is the graph itself inconsistent.
+    without them is the graph itself inconsistent. ``pinned``: the caller set the input
+    shapes, which a failure message then mentions.
     """
+    hint = _PINNED if pinned else ""
     try:
         return _run_inference(model)
     except Exception as exc:
         declared = {v.name: _dims_text(v) for v in _declared(model)}
         if not declared:
-            raise ShapeError(source, f"shape inference failed: {one_line(exc)}") from None
+            raise ShapeError(source, f"shape inference failed{_inference_problem(exc)}{hint}") from None
     del model.graph.value_info[:]
     for value in model.graph.output:
         value.ClearField("type")
     try:
         inferred = _run_inference(model)
     except Exception as exc:
-        raise ShapeError(source, f"shape inference failed: {one_line(exc)}") from None
+        raise ShapeError(source, f"shape inference failed{_inference_problem(exc)}{hint}") from None
     wrong = _contradictions(declared, inferred)
     shown = "; ".join(wrong[:3]) + (f"; and {len(wrong) - 3} more" if len(wrong) > 3 else "")
     shown = shown or "a declared element type or shape made inference fail"
     notes.append(f"the file's declared shapes contradict what inference computes from the input shapes "
                  f"({shown}); declared shapes were dropped and inferred again")
     return inferred
+
+
+_PINNED = "; with the input shape you set: the model may fix some shapes for the size it was exported at"
+_NODE_PROBLEM = re.compile(r"^(?:\[\w+\] Inference error\(s\): )?\(op_type:([^,]*), node name: ([^)]*)\): "
+                           r"(?:\[\w+\] )?(.*)$")
+
+
+def _inference_problem(exc: Exception) -> str:
+    """onnx's first inference error, where it names its node as ``at node 'N' (Op): problem``.
+
+    Examples
+    --------
+    >>> _inference_problem(RuntimeError("[ShapeInferenceError] Inference error(s): (op_type:Concat, node name: "
+    ...     "n15): [ShapeInferenceError] Can't merge shape info. Inferred=32 Declared=28\\n(op_type:Relu, ...)"))
+    " at node 'n15' (Concat): Can't merge shape info. Inferred=32 Declared=28"
+    """
+    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    found = _NODE_PROBLEM.match(first)
+    if found is None:
+        return f": {one_line(exc)}"
+    op, node, problem = found.groups()
+    return f" at node '{node}' ({op}): {problem[:200]}"
 
 
 def _shape_of(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
