@@ -193,11 +193,12 @@ class EarlyDownsampling(Rule):
     ## What it flags
     Each layer that raises the effective stride (the distance, in input pixels, between
     neighbouring output positions) above `max-stem-stride` along some axis while at most
-    `stem-depth` weighted layers (conv, transposed conv, linear, recurrent) lie on the longest route from the input
-    to it. Only the layer where the stride rises is flagged. As for AL203, layers that
-    feed only the keys and values of attention (PVT's `sr`, MViTv2's `pool_k`/`pool_v`)
-    or only a mixing matrix applied to the map (bilinear attention's pools) are not
-    flagged: the queries, or the map the matrix is applied to, keep the full grid.
+    `stem-depth` weighted layers (conv, transposed conv, linear, recurrent) lie on the
+    longest route from the input to it. Only the layer where the stride rises is flagged.
+    As for AL203, layers that feed only the keys and values of attention (PVT's `sr`,
+    MViTv2's `pool_k`/`pool_v`) or only a mixing matrix applied to the map (bilinear
+    attention's pools) are not flagged: the queries, or the map the matrix is applied to,
+    keep the full grid.
 
     ## Why it matters
     The first layers see a few pixels each and compute edge-level features; shrinking
