@@ -498,14 +498,18 @@ class _Converter:
         self._bind(opened.graph, opened.stands_for)
         self.within = (scope, source, prefix)
         try:
-            for sub in opened.graph.nodes:
-                if sub.op == "call_function":
-                    self.values[sub] = sub.meta.get("val")
-                    self._call(sub)
+            self._convert_calls(opened.graph)
         finally:
             self.within = None
         self._bind_outputs(node, opened.outputs)
         return True
+
+    def _convert_calls(self, graph: fx.Graph) -> None:
+        """Convert the operator calls of a subgraph whose inputs are bound, with its traced values."""
+        for sub in graph.nodes:
+            if sub.op == "call_function":
+                self.values[sub] = sub.meta.get("val")
+                self._call(sub)
 
     def _inline(self, node: fx.Node) -> bool:
         """A region of ``forward`` held in a subgraph (see ``_REGIONS``): its operators are
@@ -519,10 +523,7 @@ class _Converter:
         owner, region = self.owner, self.region
         self.owner, self.region = subgraph, f"{region}{node.name}/"
         try:
-            for sub in subgraph.graph.nodes:
-                if sub.op == "call_function":
-                    self.values[sub] = sub.meta.get("val")
-                    self._call(sub)
+            self._convert_calls(subgraph.graph)
         finally:
             self.owner, self.region = owner, region
         output = next(n for n in subgraph.graph.nodes if n.op == "output")
