@@ -618,7 +618,7 @@ def test_lint_leaves_no_graph_for_the_cycle_collector():
     gc.disable()
     try:
         report = lint(fixture_path("example_cnn_dynamo.onnx"))
-        left = [o for o in gc.get_objects() if isinstance(o, Graph)]
+        left = [o for o in gc.get_objects() if type(o) is Graph]  # isinstance would read proxies' __class__
     finally:
         gc.enable()
     assert report.layers and not left
