@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..graph import Graph, Layer, Op
+from ..graph import POOL_OPS, Graph, Layer, Op
 
 __all__ = ["Cost", "costs", "total_params", "layer_macs", "OTHER_CATEGORIES", "Convention", "HEADLINE", "convention_total",
            "ActivationPeak", "peak_activation"]
@@ -32,7 +32,6 @@ OTHER_CATEGORIES = ("bias", "pooling", "activation", "elementwise", "normalizati
 #: Layers with multiply-accumulates (the others count 0), and those of them whose other ops are bias adds.
 _MAC_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL, Op.RECURRENT})
 _BIASED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL})
-_POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 _CATEGORY = {Op.ACTIVATION: "activation", Op.ADD: "elementwise", Op.MUL: "elementwise",
              Op.NORM: "normalization", Op.RESIZE: "resize"}
 
@@ -94,7 +93,7 @@ def _other(layer: Layer) -> tuple[int, str]:
     if op in _BIASED_OPS:
         has_bias = len(layer.param_shapes) > 1
         return (n, "bias") if has_bias else (0, "")
-    if op in _POOL_OPS:
+    if op in POOL_OPS:
         return n * math.prod(layer.kernel), "pooling"
     category = _CATEGORY.get(op)
     if category == "activation":

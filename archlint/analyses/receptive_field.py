@@ -81,15 +81,13 @@ from dataclasses import field as dataclass_field
 from fractions import Fraction
 from types import EllipsisType
 
-from ..graph import Graph, Layer, Op
+from ..graph import POOL_OPS, SPATIAL_OPS, Graph, Layer, Op
 from .shapes import single_window_over_map, spatial_dims, whole_map_window
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
            "FieldLoss", "lost_receptive_field", "input_dependent", "grid_operand"]
 
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
-_WINDOWED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
-_POOLS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 #: Op classes tested in the per-layer pass as sets: a set test is a hash lookup, while reading
 #: ``Op.X`` goes through the enum metaclass's ``__getattr__`` hook on Python 3.11.
 _SOURCES = frozenset({Op.INPUT})
@@ -416,7 +414,7 @@ def _extent_at(shape: tuple[int, ...] | None, positions: tuple[int, ...]) -> tup
 def _global_window(layer: Layer) -> bool:
     """A pooling window that reads the whole map at once (global pooling however it is written:
     ResNet's 7x7 average pool on its 7x7 map), or an unpadded conv whose kernel is the map (a dense layer)."""
-    if layer.op in _POOLS:
+    if layer.op in POOL_OPS:
         return single_window_over_map(layer)
     return layer.op is Op.CONV and whole_map_window(layer)
 
@@ -465,7 +463,7 @@ def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField 
                 and out != layer.input_shapes[0]:
             return _statistic(layer, field)
         return _elementwise(layer, field, aligned, context, inputs)
-    if op in _WINDOWED and len(inputs) == 1:
+    if op in SPATIAL_OPS and len(inputs) == 1:
         x = layer.input_shapes[0] if layer.input_shapes else None
         if field.token_axis is not None and op is not Op.CONV_TRANSPOSE:
             return _token_window(layer, field, x)
