@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ArchlintError", "ModelLoadError", "ShapeError", "ConfigError", "RuleError", "one_line"]
+__all__ = ["ArchlintError", "ModelLoadError", "ShapeError", "ConfigError", "RuleError", "one_line", "first_line"]
 
 
 class ArchlintError(Exception):
@@ -53,8 +53,13 @@ def one_line(exc: BaseException, *, named: bool = False) -> str:
     >>> one_line(RuntimeError())
     'RuntimeError'
     """
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    text = lines[0] if lines else type(exc).__name__
-    if named and lines:
+    first = first_line(exc)
+    text = first or type(exc).__name__
+    if named and first:
         text = f"{type(exc).__name__}: {text}"
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of ``exc``'s message, stripped and uncut (``""`` if none)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), "")

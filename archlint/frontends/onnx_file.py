@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelLoadError, ShapeError, one_line
+from ..errors import ModelLoadError, ShapeError, first_line, one_line
 from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_control import inline_branches
@@ -500,8 +500,7 @@ def _inference_problem(exc: Exception) -> str:
     ...     "n15): [ShapeInferenceError] Can't merge shape info. Inferred=32 Declared=28\\n(op_type:Relu, ...)"))
     " at node 'n15' (Concat): Can't merge shape info. Inferred=32 Declared=28"
     """
-    first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
-    found = _NODE_PROBLEM.match(first)
+    found = _NODE_PROBLEM.match(first_line(exc))
     if found is None:
         return f": {one_line(exc)}"
     op, node, problem = found.groups()
