@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-__all__ = ["Op", "Layer", "Source", "Graph", "WEIGHTED_OPS", "POOL_OPS", "SPATIAL_OPS"]
+__all__ = ["Op", "Layer", "Source", "Graph", "WEIGHTED_OPS", "POOL_OPS", "SPATIAL_OPS", "reduction_op"]
 
 
 class Op(str, enum.Enum):
@@ -55,6 +55,26 @@ WEIGHTED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.RECURRENT})
 POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 #: Layers with a sliding window over spatial axes (kernel, stride, padding, dilation).
 SPATIAL_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
+
+
+def reduction_op(rank: int, axes: Iterable[int]) -> Op | None:
+    """The op class of a mean/sum/max over ``axes`` (0-based, non-negative) of a rank-``rank`` tensor.
+
+    Both frontends read reductions this way: over every spatial axis of an NCHW map it is
+    global pooling; over the batch, channel or token axes only (or of a tensor without
+    spatial axes) it is a statistic per position, like a norm's; otherwise ``None``.
+
+    Examples
+    --------
+    >>> reduction_op(4, [2, 3]), reduction_op(3, [1]), reduction_op(2, [1]), reduction_op(4, [2])
+    (<Op.GLOBAL_POOL: 'global_pool'>, <Op.NORM: 'norm'>, <Op.NORM: 'norm'>, None)
+    """
+    axes = sorted(axes)
+    if rank >= 3 and axes == list(range(2, rank)):
+        return Op.GLOBAL_POOL
+    if rank < 3 or all(a < 2 for a in axes):
+        return Op.NORM
+    return None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import onnx
 from ..errors import ModelLoadError
 from ..formatting import format_dims
 from ..gc_pause import gc_paused
-from ..graph import Graph, Layer, Op, Source
+from ..graph import Graph, Layer, Op, Source, reduction_op
 from ..records import frozen_record
 from .construction import Definition
 from .construction_onnx import metadata_list, onnx_definitions
@@ -425,8 +425,12 @@ class _Builder:
             return Op.AVG_POOL
         if t in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
             return Op.GLOBAL_POOL
-        if t in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2") and self._reduces_all_spatial(node):
-            return Op.GLOBAL_POOL
+        if t in _REDUCTIONS:
+            kind = self._reduction_kind(node)
+            if kind is Op.GLOBAL_POOL and t in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2"):
+                return Op.GLOBAL_POOL
+            if kind is Op.NORM:
+                return Op.NORM  # statistics over channels or features (a decomposed LayerNorm, a softmax)
         if t == "Einsum":
             return Op.MATMUL if self._einsum_k(node) is not None else Op.OTHER
         if t in _GATES:
@@ -444,8 +448,6 @@ class _Builder:
             return Op.ACTIVATION
         if t in _NORMS:
             return Op.NORM
-        if t in _REDUCTIONS and self._reduces_no_spatial_axis(node):
-            return Op.NORM  # statistics over channels or features (a decomposed LayerNorm, a softmax)
         if t == "Flatten":
             return Op.FLATTEN
         if t in _RESHAPES:
@@ -483,21 +485,13 @@ class _Builder:
             return [] if node.attrs.get("noop_with_empty_axes", 0) else list(range(rank))
         return [int(a) % rank for a in axes]
 
-    def _reduces_no_spatial_axis(self, node: _Node) -> bool:
+    def _reduction_kind(self, node: _Node) -> Op | None:
+        """:func:`~archlint.graph.reduction_op` of a Reduce* node; ``None`` if its shape or axes are unknown."""
         shape = self.loaded.shapes.get(node.input[0])
         if shape is None:
-            return False
+            return None
         axes = self._reduced_axes(node, len(shape))
-        if axes is None:
-            return False
-        return len(shape) < 3 or all(a < 2 for a in axes)
-
-    def _reduces_all_spatial(self, node: _Node) -> bool:
-        shape = self.loaded.shapes.get(node.input[0])
-        if not shape or len(shape) < 3:
-            return False
-        axes = self._reduced_axes(node, len(shape))
-        return axes is not None and sorted(axes) == list(range(2, len(shape)))
+        return None if axes is None else reduction_op(len(shape), axes)
 
     def _normalize(self, node: _Node, op: Op, in_shapes, out_shape) -> dict:
         if op not in _WITH_FIELDS and node.op_type != "Transpose":

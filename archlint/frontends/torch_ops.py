@@ -14,7 +14,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..graph import Op
+from ..graph import Op, reduction_op
 from .einsum import einsum_contraction
 
 __all__ = ["OpSpecs", "ONNX_TYPE", "ALIASES", "IGNORED_MODULE_TYPES", "target_name", "function_name",
@@ -316,11 +316,11 @@ class OpSpecs:
             return self._adaptive(kind, x, argument(node, 1, "output_size"))
         if name in ("mean", "amax", "sum", "max", "amin") and x and argument(node, 1, "dim") is not None:
             dims = argument(node, 1, "dim")
-            axes = sorted(d % len(x) for d in ([dims] if isinstance(dims, int) else dims))
+            kind = reduction_op(len(x), [d % len(x) for d in ([dims] if isinstance(dims, int) else dims)])
             otype = {"mean": "ReduceMean", "sum": "ReduceSum", "amin": "ReduceMin"}.get(name, "ReduceMax")
-            if len(x) >= 3 and axes == list(range(2, len(x))):
+            if kind is Op.GLOBAL_POOL:
                 return Op.GLOBAL_POOL, otype, dict(in_channels=x[1], out_channels=x[1])
-            if len(x) < 3 or all(a < 2 for a in axes):  # over channels or tokens, as the ONNX path reads it
+            if kind is Op.NORM:
                 return Op.NORM, otype, {}
             if name != "max":
                 return Op.OTHER, name, {}
