@@ -1,11 +1,13 @@
 """JSON text of the machine formats: outer containers one member per line, records on one line each.
 
-``json.dumps(..., indent=2)`` runs the pure-Python encoder: on a report of 10,000 layers it
-costs several times the rest of the rendering. Here only the outer ``expand`` levels are
-laid out by hand, one member per line; everything deeper (a layer row, a finding, a SARIF
-result) goes through the C encoder in one line. The text is valid JSON and
-``json.loads(dumps(doc, n)) == doc`` for every ``n``; keys and values are encoded exactly
-as ``json.dumps`` encodes them (ASCII only).
+Only the outer ``expand`` levels are laid out by hand, one member per line, ``"key": value``;
+everything deeper (a layer row, a finding, a SARIF result) is one compact line written by
+orjson, a compiled encoder several times faster than the standard library's: a report of
+10,000 layers and 5,000 findings is 7 MB of text. The text is valid JSON, ASCII only (other
+characters are ``\\u`` escapes, as ``json.dumps`` writes them), and
+``json.loads(dumps(doc, n)) == doc`` for every ``n``. What orjson does not take (an integer
+beyond 64 bits, a dict key that is not text, a string with a lone surrogate) is written by
+the standard library's encoder in the same compact form.
 
 Examples
 --------
@@ -14,11 +16,11 @@ Examples
 {
   "summary": {
     "macs": 3,
-    "inputs": {"x": [1, 3]}
+    "inputs": {"x":[1,3]}
   },
   "layers": [
-    {"name": "a"},
-    {"name": "b"}
+    {"name":"a"},
+    {"name":"b"}
   ]
 }
 """
@@ -26,11 +28,31 @@ Examples
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+
+import orjson
 
 __all__ = ["dumps"]
 
-_encode = json.JSONEncoder(check_circular=False).encode
+_standard = json.JSONEncoder(check_circular=False, separators=(",", ":")).encode
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _encode(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return _standard(value)
+
+
+def _escape(match: re.Match) -> str:
+    """A non-ASCII character as JSON's ``\\u`` escape (a surrogate pair above U+FFFF)."""
+    code = ord(match.group())
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xd800 | code >> 10:04x}\\u{0xdc00 | code & 0x3ff:04x}"
 
 
 def dumps(doc: Any, expand: int) -> str:
@@ -39,7 +61,9 @@ def dumps(doc: Any, expand: int) -> str:
     out: list[str] = []
     _write(doc, expand, "", out)
     out.append("\n")
-    return "".join(out)
+    text = "".join(out)
+    # orjson writes UTF-8; characters outside ASCII occur only inside strings, where an escape means the same
+    return text if text.isascii() else _NON_ASCII.sub(_escape, text)
 
 
 def _write(value: Any, expand: int, indent: str, out: list[str]) -> None:
@@ -50,8 +74,8 @@ def _write(value: Any, expand: int, indent: str, out: list[str]) -> None:
     if isinstance(value, dict):
         out.append("{")
         for i, (key, item) in enumerate(value.items()):
-            # '{KEY: 0}' -> 'KEY: ', the key as json.dumps writes it (non-string keys converted alike)
-            out.append(("\n" if i == 0 else ",\n") + inner + _encode({key: 0})[1:-2])
+            # '{KEY:0}' -> 'KEY:', the key as the encoder writes it (non-string keys converted alike)
+            out.append(("\n" if i == 0 else ",\n") + inner + _encode({key: 0})[1:-2] + " ")
             _write(item, expand - 1, inner, out)
         out.append("\n" + indent + "}")
     else:
