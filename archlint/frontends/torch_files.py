@@ -1,6 +1,7 @@
 """Load PyTorch models from objects, files and factory references, never unpickling untrusted data.
 
-- ``torch.nn.Module`` / ``ExportedProgram`` objects go straight to :mod:`.torch_module`.
+- ``torch.nn.Module`` objects go straight to :mod:`.torch_module`, ``ExportedProgram`` objects to
+  :mod:`.torch_convert`.
 - ``pkg.module:factory`` imports ``pkg.module`` and calls ``factory()``. Writing that
   reference is the explicit opt-in to running the named code (as ``uvicorn app:app`` is);
   the factory may return a module or ``(module, input_shape)``.
@@ -55,7 +56,8 @@ def load_torch(model: Any, input_shapes=None, example_inputs=None, unsafe_load_p
 
 
 def _object_graph(model, input_shapes, example_inputs, source, record=None):
-    from .torch_module import exported_program_graph, torch_graph
+    from .torch_convert import exported_program_graph
+    from .torch_module import torch_graph
     import torch
 
     if isinstance(model, torch.export.ExportedProgram):
@@ -206,7 +208,7 @@ def _load_pt2(path: str, archive: zipfile.ZipFile, names: list[str]) -> Graph:
     """Check every pickled payload of a torch.export archive, then load it."""
     import torch
 
-    from .torch_module import exported_program_graph
+    from .torch_convert import exported_program_graph
     from .torch_quiet import quiet_torch
 
     def safe_pickle(member: str, what: str) -> None:

@@ -103,7 +103,7 @@ def _wrapper(model: nn.Module, path: str, flat: list, spec, positions: list[int]
 
 
 def _trace_part(model: nn.Module, path: str, call: _Call, source: str) -> _Part | None:
-    from .torch_module import traced_graph
+    from .torch_convert import traced_graph
     from .torch_trace import FxTracer
 
     flat, spec = tree_flatten((call.args, call.kwargs))
