@@ -28,8 +28,8 @@ from ..errors import ModelLoadError, ShapeError, first_line, one_line
 from ..gc_pause import gc_paused
 from . import InputShapes
 from .onnx_control import inline_branches
-from .onnx_nodes import STANDARD_DOMAINS, op_types
-from .onnx_quantized import FloatView, read_as_float
+from .onnx_nodes import STANDARD_DOMAINS, NodeFields, op_types, read_nodes
+from .onnx_quantized import FloatView, is_quantized, read_as_float
 from .onnx_wire import read_model
 
 __all__ = ["LoadedOnnx", "load_onnx", "prepare_onnx", "InputShapes"]
@@ -47,30 +47,22 @@ _GENERATORS = {"ConstantOfShape", "Expand", "Tile", "Range", "Resize", "Upsample
                "OneHot", "RandomNormal", "RandomUniform"}
 
 
-
-#: A node's op type, domain, inputs and outputs.
-NodeIO = tuple[str, str, list[str], list[str]]
-
-
-def _node_io(model: onnx.ModelProto) -> list[NodeIO]:
-    """:data:`NodeIO` of each node of ``model``, in order: read once, as protobuf fields are slow to read."""
-    return [(node.op_type, node.domain, list(node.input), list(node.output)) for node in model.graph.node]
-
-
 @dataclass
 class LoadedOnnx:
-    """A shape-inferred model plus what the graph builder needs to know about its values."""
+    """A model prepared for the graph builder (inputs pinned, large weights dropped, shape arithmetic
+    folded) and what shape inference found out about its values."""
 
     model: onnx.ModelProto
     source: str
+    #: Shape of every value, from shape inference (which changes no node, only adds value_info).
     shapes: dict[str, tuple[int, ...] | None]
     #: Values of small constant tensors: initializers, Constant nodes, folded shape math.
     constants: Mapping[str, np.ndarray]
     #: Names of every tensor that does not depend on a graph input's data.
     constant_names: set[str]
     initializer_shapes: dict[str, tuple[int, ...]]
-    #: Op type, domain, inputs and outputs of each node of ``model``, in order (see :func:`_node_io`).
-    node_io: list[NodeIO]
+    #: The fields of each node of ``model``, in order.
+    nodes: list[NodeFields]
     notes: list[str] = field(default_factory=list)
     #: Bytes of embedded tensor data the parser skipped without reading (large initializers).
     skipped_bytes: int = 0
@@ -106,8 +98,9 @@ def load_onnx(path: str | os.PathLike, input_shapes: InputShapes = None) -> Load
     except (OSError, ValueError) as exc:  # unreadable folder, NUL byte in the path
         raise ModelLoadError(source, f"cannot read the file: {exc}") from None
     wire = read_model(file, source, keep_elements=SMALL_TENSOR)
-    _read_external_data(wire.model, file.parent, source)
-    loaded = prepare_onnx(wire.model, source, input_shapes)
+    nodes = read_nodes(wire.model.graph)
+    _read_external_data(wire.model, nodes, file.parent, source)
+    loaded = _prepare(wire.model, nodes, source, input_shapes)
     loaded.skipped_bytes = wire.skipped_bytes
     return loaded
 
@@ -117,13 +110,18 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
 
     ``model`` is modified in place; pass a copy if the caller still needs it intact.
     """
-    if not model.HasField("graph") or len(model.graph.node) == 0:
+    return _prepare(model, read_nodes(model.graph), source, input_shapes)
+
+
+def _prepare(model: onnx.ModelProto, nodes: list[NodeFields], source: str, input_shapes: InputShapes) -> LoadedOnnx:
+    """:func:`prepare_onnx` of ``model``, whose nodes' fields are ``nodes``."""
+    if not model.HasField("graph") or not nodes:
         raise ModelLoadError(source, "not an ONNX model: it contains no graph nodes")
     if model.ir_version <= 0:
         raise ModelLoadError(source, "not an ONNX model: ir_version is missing")
     notes: list[str] = []
-    _check_topological(model, source)
-    ops = op_types(model.graph)
+    _check_topological(model, nodes, source)
+    ops = op_types(nodes)
     float_view = read_as_float(model, ops)
     branches = "If" in ops  # no pass below makes an If where there was none
     _drop_large_data(model.graph)
@@ -131,26 +129,29 @@ def prepare_onnx(model: onnx.ModelProto, source: str, input_shapes: InputShapes 
     _unset_negative_dims(model)
     if branches:
         _resolve_branches(model, source, notes)
+    if branches or is_quantized(ops):
+        nodes = read_nodes(model.graph)  # rewritten
     inferred = _infer(model, source, notes, pinned=input_shapes is not None)
-    listed, io = _shape_lists(inferred), _node_io(inferred)
-    constants, constant_names = _constants(inferred, io)
+    listed = _shape_lists(inferred)
+    del inferred  # the shapes are all the builder needs of it
+    constants, constant_names = _constants(model, nodes)
     # each round inlines the If branches whose conditions are now known, or else folds the
     # shape arithmetic whose inputs inference now knows; models that reshape by shapes computed
     # after earlier reshapes (windowed attention) need several
     for _ in range(MAX_FOLD_ROUNDS):
         if not (branches and _inline_branches(model, source, notes, constants, constant_names)):
-            folded = _fold(inferred, listed, constants, constant_names) \
-                if _unknown_data_shapes(io, listed, constant_names) else {}
+            folded = _fold(model, listed, constants, constant_names) \
+                if _unknown_data_shapes(nodes, listed, constant_names) else {}
             if folded:
                 _replace_with_initializers(model, folded)
             elif not (branches and _inline_branches(model, source, notes, constants, constant_names, final=True)):
                 break
-        inferred = _infer(model, source, notes, pinned=input_shapes is not None)
-        listed, io = _shape_lists(inferred), _node_io(inferred)
-        constants, constant_names = _constants(inferred, io)
-    init_shapes = {t.name: tuple(t.dims) for t in inferred.graph.initializer}
+        listed = _shape_lists(_infer(model, source, notes, pinned=input_shapes is not None))
+        nodes = read_nodes(model.graph)
+        constants, constant_names = _constants(model, nodes)
+    init_shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
     shapes = _value_shapes(listed, init_shapes, source)
-    return LoadedOnnx(inferred, source, shapes, constants, constant_names, init_shapes, io, notes,
+    return LoadedOnnx(model, source, shapes, constants, constant_names, init_shapes, nodes, notes,
                       float_view=float_view)
 
 
@@ -175,16 +176,14 @@ def _resolve_branches(model: onnx.ModelProto, source: str, notes: list[str]) -> 
     for _ in range(MAX_FOLD_ROUNDS):
         if not any(n.op_type == "If" for n in model.graph.node):
             return  # checked first: gathering the constants costs a pass over every model
-        if _inline_branches(model, source, notes, *_constants(model, _node_io(model))):
+        constants, constant_names = _constants(model, read_nodes(model.graph))
+        if _inline_branches(model, source, notes, constants, constant_names):
             continue
         try:
             lenient = onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
         except Exception:
             return  # strict inference will say what is wrong
-        constants, constant_names = _constants(lenient, _node_io(lenient))
-        if _inline_branches(model, source, notes, constants, constant_names):
-            continue
-        folded = _fold(lenient, _shape_lists(lenient), constants, constant_names)
+        folded = _fold(model, _shape_lists(lenient), constants, constant_names)
         if not folded:
             return
         _replace_with_initializers(model, folded)
@@ -196,9 +195,9 @@ def _external_fields(tensor: onnx.TensorProto) -> dict[str, str]:
     return {kv.key: kv.value for kv in tensor.external_data}
 
 
-def _external_tensors(model: onnx.ModelProto):
+def _external_tensors(model: onnx.ModelProto, nodes: list[NodeFields]):
     yield from (t for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL)
-    for node in model.graph.node:
+    for node in nodes:
         for attr in node.attribute:
             if attr.type == onnx.AttributeProto.TENSOR and attr.t.data_location == onnx.TensorProto.EXTERNAL:
                 yield attr.t
@@ -279,11 +278,12 @@ def _numel(dims: Sequence[int]) -> int:
     return math.prod(map(int, dims))
 
 
-def _read_external_data(model: onnx.ModelProto, base_dir: Path, source: str) -> None:
+def _read_external_data(model: onnx.ModelProto, nodes: list[NodeFields], base_dir: Path, source: str) -> None:
     """Check every external tensor's data (inside ``base_dir``, file long enough) and read the few
-    small ones whose values shape inference needs; the large ones are never read."""
+    small ones whose values shape inference needs; the large ones are never read. ``nodes``: the
+    fields of ``model``'s nodes."""
     located: dict[str, tuple[Path, int]] = {}
-    for tensor in _external_tensors(model):
+    for tensor in _external_tensors(model, nodes):
         target, offset, length = _resolve_external(tensor, base_dir, source, located)
         if _numel(tensor.dims) > SMALL_TENSOR:
             continue
@@ -308,8 +308,8 @@ def _drop_large_data(graph: onnx.GraphProto) -> None:
             del tensor.external_data[:]
 
 
-def _check_topological(model: onnx.ModelProto, source: str) -> None:
-    """Every node reads only what comes before it, and its names are text.
+def _check_topological(model: onnx.ModelProto, nodes: list[NodeFields], source: str) -> None:
+    """Every node (``nodes``: the fields of ``model``'s) reads only what comes before it, and its names are text.
 
     Protobuf hands string fields that are not valid UTF-8 over as ``bytes``; ONNX requires
     UTF-8, and names that are not text would break every later step.
@@ -322,12 +322,12 @@ def _check_topological(model: onnx.ModelProto, source: str) -> None:
             bad = next(name for name in names if type(name) is bytes)
             raise ModelLoadError(source, f"a graph input, output or tensor name is not valid UTF-8: {bad!r}")
     known = {*initializers, *inputs, ""}
-    for index, node in enumerate(graph.node):
+    for index, node in enumerate(nodes):
         outputs = node.output
-        props = node.metadata_props
+        meta = node.meta
         if bytes in (type(node.name), type(node.op_type), type(node.domain), type(node.doc_string)) \
                 or bytes in map(type, outputs) \
-                or (props and any(type(p.key) is bytes or type(p.value) is bytes for p in props)):
+                or (meta and (bytes in map(type, meta) or bytes in map(type, meta.values()))):
             raise ModelLoadError(source, f"node {index} ({node.op_type!r}): its {_non_text_field(node)} is not "
                                          "valid UTF-8")
         inputs = node.input
@@ -339,7 +339,7 @@ def _check_topological(model: onnx.ModelProto, source: str) -> None:
         known.update(outputs)
 
 
-def _non_text_field(node: onnx.NodeProto) -> str:
+def _non_text_field(node: NodeFields) -> str:
     """Which string field of ``node`` protobuf handed over as bytes (not valid UTF-8)."""
     for attribute in ("name", "op_type", "domain", "doc_string"):
         if type(getattr(node, attribute)) is bytes:
@@ -588,9 +588,9 @@ class _SmallValues(Mapping):
         return sum(1 for _ in self)
 
 
-def _constants(model: onnx.ModelProto, io: list[NodeIO]) -> tuple[Mapping[str, np.ndarray], set[str]]:
-    """Values of small constants, and the names of all data-independent tensors (``io``: the model's
-    :func:`_node_io`)."""
+def _constants(model: onnx.ModelProto, nodes: list[NodeFields]) -> tuple[Mapping[str, np.ndarray], set[str]]:
+    """Values of small constants, and the names of all data-independent tensors (``nodes``: the fields
+    of ``model``'s nodes)."""
     tensors: dict[str, list[onnx.TensorProto]] = {}
     values: dict[str, np.ndarray] = {}  # Constant nodes: converted now, and winning over initializers
     names: set[str] = set()
@@ -600,8 +600,9 @@ def _constants(model: onnx.ModelProto, io: list[NodeIO]) -> tuple[Mapping[str, n
         names.add(name)
         if _numel(t.dims) <= SMALL_TENSOR and t.data_location != external:
             tensors.setdefault(name, []).append(t)
-    for node, (op_type, domain, inputs, outputs) in zip(model.graph.node, io):
-        if op_type == "Constant" and domain in STANDARD_DOMAINS:
+    for node in nodes:
+        op_type, inputs, outputs = node.op_type, node.input, node.output
+        if op_type == "Constant" and node.domain in STANDARD_DOMAINS:
             names.update(outputs)
             for attr in node.attribute:
                 if attr.name == "value" and _numel(attr.t.dims) <= SMALL_TENSOR:
@@ -616,9 +617,9 @@ def _constants(model: onnx.ModelProto, io: list[NodeIO]) -> tuple[Mapping[str, n
     return _SmallValues(tensors, values), names
 
 
-def _unknown_data_shapes(io: list[NodeIO], listed: _ShapeLists, constant_names: set[str]) -> bool:
+def _unknown_data_shapes(nodes: list[NodeFields], listed: _ShapeLists, constant_names: set[str]) -> bool:
     shapes = dict(chain(listed.value_info, listed.outputs))
-    return any(shapes.get(o) is None for *_, outputs in io for o in outputs if o and o not in constant_names)
+    return any(shapes.get(o) is None for node in nodes for o in node.output if o and o not in constant_names)
 
 
 def _fold(model: onnx.ModelProto, listed: _ShapeLists, constants: Mapping[str, np.ndarray],

@@ -29,7 +29,7 @@ from .construction_onnx import metadata_list, onnx_definitions
 from .einsum import einsum_contraction
 from .naming import NameHint, layer_names
 from .onnx_file import LoadedOnnx
-from .onnx_nodes import STANDARD_DOMAINS, qualified_op, subgraphs
+from .onnx_nodes import STANDARD_DOMAINS, NodeFields, qualified_op, subgraphs
 from .onnx_quantized import float_node_name, float_weight_name
 from .onnx_recurrent import decomposed_note, recurrent_groups, reroll
 from .sources import source_from_trace
@@ -86,7 +86,7 @@ _ATTR_READERS = {_ATTR.INT: lambda a: a.i, _ATTR.INTS: lambda a: list(a.ints), _
                  _ATTR.FLOATS: lambda a: list(a.floats), _ATTR.STRING: lambda a: a.s}
 
 
-def _attrs(node: onnx.NodeProto) -> dict:
+def _attrs(node: NodeFields) -> dict:
     out = {}
     for a in node.attribute:
         read = _ATTR_READERS.get(a.type)
@@ -99,11 +99,7 @@ def _as_str(value) -> str:
 
 
 class _Node(NamedTuple):
-    """The fields of an ONNX node the builder reads, copied once into plain Python.
-
-    Reading a protobuf field costs about as much as a dict lookup and a function call;
-    the builder reads most of them several times per node.
-    """
+    """A node's :class:`~.onnx_nodes.NodeFields` and its attributes' values by name."""
 
     name: str
     op_type: str
@@ -111,16 +107,13 @@ class _Node(NamedTuple):
     input: list[str]
     output: list[str]
     doc_string: str
-    attrs: dict
+    attribute: list[onnx.AttributeProto]
     meta: dict[str, str]
-    proto: onnx.NodeProto
+    attrs: dict
 
     @classmethod
-    def of(cls, proto: onnx.NodeProto, op_type: str, domain: str, inputs: list[str], outputs: list[str]) -> "_Node":
-        props = proto.metadata_props
-        return tuple.__new__(cls, (proto.name, op_type, domain, inputs, outputs, proto.doc_string,
-                                   _attrs(proto) if proto.attribute else {},
-                                   {p.key: p.value for p in props} if props else {}, proto))
+    def of(cls, fields: NodeFields) -> "_Node":
+        return tuple.__new__(cls, (*fields, _attrs(fields) if fields.attribute else {}))
 
 
 class _LayerNode(NamedTuple):
@@ -223,11 +216,9 @@ class _Builder:
         model = self.loaded.model
         g = model.graph
         inits = self.loaded.initializer_shapes
-        protos = list(g.node)
-        node_io = self.loaded.node_io
-        node_inputs = [inputs for _, _, inputs, _ in node_io]
+        fields = self.loaded.nodes
         self.producer_names: list[str] = []
-        channels_last = self._channels_last_inputs(g, inits, protos, node_inputs)
+        channels_last = self._channels_last_inputs(g, inits, fields)
         for value in g.input:
             if value.name in inits:
                 continue
@@ -250,17 +241,19 @@ class _Builder:
         #: written as the ConstantOfShape of a stored shape (a stripped weight): learned tensors,
         #: counted whether shape folding turned them into initializers or not
         self.stored = set(inits)
-        for op_type, domain, inputs, outputs in node_io:
-            if op_type in _RELAYOUTS and domain in STANDARD_DOMAINS and inputs \
+        for node in fields:
+            inputs = node.input
+            if node.op_type in _RELAYOUTS and node.domain in STANDARD_DOMAINS and inputs \
                     and inputs[0] in self.stored and constants.issuperset(i for i in inputs[1:] if i):
-                self.stored.update(o for o in outputs if o)
+                self.stored.update(o for o in node.output if o)
         layer_nodes: list[_LayerNode] = []
         aliases: dict[str, str] = {}
-        readers = Counter(chain.from_iterable(node_inputs))
+        readers = Counter(chain.from_iterable(node.input for node in fields))
         readers.update(value.name for value in g.output)
         sole = {}  # alias -> whether every tensor from the aliased one to it has a single reader
         dense: dict[str, int] = {}  # output of a MatMul by a constant matrix -> its output width
-        for proto, (op_type, domain, inputs, outputs) in zip(protos, node_io):
+        for read in fields:
+            op_type, domain, inputs, outputs = read.op_type, read.domain, read.input, read.output
             data_inputs = [i for i in inputs if i and i not in constants]
             if not data_inputs or op_type in ("Shape", "Size", "Constant"):
                 continue  # data-independent: shape arithmetic or constants
@@ -284,9 +277,9 @@ class _Builder:
                     self.dense_bias[product] = bias
                     continue
             try:
-                node = _Node.of(proto, op_type, domain, inputs, outputs)
+                node = _Node.of(read)
             except (ValueError, TypeError) as exc:
-                raise ModelLoadError(self.source, f"node '{proto.name or op_type}' ({op_type}) has unreadable "
+                raise ModelLoadError(self.source, f"node '{read.name or op_type}' ({op_type}) has unreadable "
                                                   f"attributes: {exc}") from None
             layer_nodes.append(_LayerNode(node, self._op(node), data_inputs))
 
@@ -310,15 +303,15 @@ class _Builder:
         self.graph.add_nodes_and_edges(nodes, edges)
         return nx.freeze(self.graph)
 
-    def _channels_last_inputs(self, g: onnx.GraphProto, inits: Container[str], protos: list[onnx.NodeProto],
-                              node_inputs: list[list[str]]) -> dict[str, list[str]]:
+    def _channels_last_inputs(self, g: onnx.GraphProto, inits: Container[str],
+                              nodes: list[NodeFields]) -> dict[str, list[str]]:
         """Inputs read only through Transposes from channels-last to channels-first (NHWC -> NCHW,
         as tf2onnx writes them): input name -> those Transposes' outputs."""
         graph_inputs = {value.name for value in g.input}
-        readers: dict[str, list[onnx.NodeProto]] = defaultdict(list)
-        for proto, inputs in zip(protos, node_inputs):
-            for name in graph_inputs.intersection(inputs):
-                readers[name].append(proto)
+        readers: dict[str, list[NodeFields]] = defaultdict(list)
+        for node in nodes:
+            for name in graph_inputs.intersection(node.input):
+                readers[name].append(node)
         outputs = {o.name for o in g.output}
         found = {}
         for value in g.input:
@@ -357,7 +350,7 @@ class _Builder:
         if op is Op.OTHER:
             unsupported = self.graph.graph["unsupported_ops"]
             unsupported[fields["source_op"]] += 1
-            _count_subgraph_ops(subgraphs(node.proto), node.op_type, unsupported)
+            _count_subgraph_ops(subgraphs(node), node.op_type, unsupported)
         return frozen_record(Layer, fields)
 
     def _edges(self, n: _LayerNode, name: str, aliases: dict[str, str]) -> list[tuple[str, str, dict]]:

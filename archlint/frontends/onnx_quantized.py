@@ -28,7 +28,7 @@ import onnx
 
 from .onnx_nodes import STANDARD_DOMAINS, qualified_op, subgraphs
 
-__all__ = ["FloatView", "read_as_float", "float_weight_name", "float_node_name"]
+__all__ = ["FloatView", "read_as_float", "is_quantized", "float_weight_name", "float_node_name"]
 
 _MS = "com.microsoft"
 #: Suffixes onnxruntime's quantizer appends to the initializers it quantizes and to the
@@ -112,11 +112,16 @@ def float_node_name(name: str, output: str, view: FloatView) -> str:
 _QUANTIZATION_OPS = frozenset({op_type for _, op_type in _FORMS} | {"DequantizeLinear", "DynamicQuantizeLinear"})
 
 
+def is_quantized(ops: set[str]) -> bool:
+    """Whether a graph of these op types has anything for :func:`read_as_float` to read or rewrite."""
+    return not _QUANTIZATION_OPS.isdisjoint(ops)
+
+
 def read_as_float(model: onnx.ModelProto, ops: set[str]) -> FloatView:
     """Rewrite ``model.graph`` and its subgraphs in place (see the module docstring); returns
     what it recorded. ``ops`` are the graph's :func:`~.onnx_nodes.op_types`."""
     view = FloatView()
-    if _QUANTIZATION_OPS.isdisjoint(ops):
+    if not is_quantized(ops):
         return view  # a float model: nothing to read back, whatever its size
     opset = next((o.version for o in model.opset_import if o.domain in STANDARD_DOMAINS), 1)
     _graph_as_float(model.graph, view, opset, set())
