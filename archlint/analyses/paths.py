@@ -31,10 +31,6 @@ class PlainChain:
     layers: tuple[str, ...]
 
 
-def _order(graph: Graph) -> list[str]:
-    return [layer.name for layer in graph.layers()]
-
-
 def _live(graph: Graph, order: list[str]) -> set[str]:
     """Layers on some route from a graph input to a graph output."""
     inputs = set(graph.graph.get("inputs") or [n for n in order if graph.in_degree(n) == 0])
@@ -78,7 +74,7 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
     >>> [(c.first, c.last, c.depth) for c in plain_chains(g)]
     [('c1', 'c3', 3), ('b1', 'b2', 2), ('fc', 'fc', 1)]
     """
-    order = _order(graph)
+    order = graph.order()
     live = _live(graph, order)
     outputs = set(graph.graph.get("outputs") or ())
     weighted = {layer.name for layer in graph.layers() if layer.op in WEIGHTED_OPS}
@@ -93,17 +89,17 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
         consumers = succs[name]
         if len(consumers) == 1 and name not in outputs:  # the usual layer in series: one route on
             (consumer,) = consumers
-            ahead = [after[consumer]] if consumer in live else []
+            base = after[consumer] if consumer in live else (0, name)
         else:
             ahead = [after[s] for s in consumers if s in live]
             if name in outputs:
                 ahead.append((0, name))  # a route that ends here, at a model output
-        if len(ahead) == 1 or (ahead and ahead.count(ahead[0]) == len(ahead)):
-            base = ahead[0]
-        else:
-            base = (0, name)
-            if len(ahead) > 1:
-                fork_cuts.add(name)
+            if ahead and ahead.count(ahead[0]) == len(ahead):
+                base = ahead[0]
+            else:
+                base = (0, name)
+                if len(ahead) > 1:
+                    fork_cuts.add(name)
         if name in weighted:
             after[name] = (base[0] + 1, base[1] if base[0] else name)
         else:
@@ -117,15 +113,15 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
         if name not in live:
             continue
         producers = preds[name]
-        if len(producers) == 1:
+        if len(producers) == 1:  # in series
             (producer,) = producers
-            behind = [out_state[producer]] if producer in live else []
+            state = out_state[producer] if producer in live else (0, name, None)
         else:
             behind = [out_state[p] for p in producers if p in live]
-        if len(behind) == 1 or (behind and all(b[:2] == behind[0][:2] for b in behind)):
-            state = behind[0]
-        else:
-            state = (0, name, None)
+            if behind and all(b[:2] == behind[0][:2] for b in behind):
+                state = behind[0]
+            else:
+                state = (0, name, None)
         if name in weighted:
             depth = state[0] + 1
             first = state[1] if state[0] else name
@@ -135,19 +131,17 @@ def plain_chains(graph: Graph) -> list[PlainChain]:
         out_state[name] = (0, name, None) if name in fork_cuts else state
 
     best: dict[str, str] = {}
-    for name in order:  # graph order: the first of equally deep ends wins
-        if name in runs:
-            first = runs[name][1]
-            if first not in best or runs[name][0] > runs[best[first]][0]:
-                best[first] = name
+    for name, (depth, first) in runs.items():  # graph order: the first of equally deep ends wins
+        if first not in best or depth > runs[best[first]][0]:
+            best[first] = name
     chains = []
     for first, last in best.items():
         route = [last]
         while previous[route[-1]] is not None:
             route.append(previous[route[-1]])
         chains.append(PlainChain(first, last, runs[last][0], tuple(reversed(route))))
-    position = {n: i for i, n in enumerate(order)}
-    chains.sort(key=lambda c: (-c.depth, position[c.first]))
+    # ``best`` holds the chains by first layer in graph order: a stable sort by depth keeps that order for ties
+    chains.sort(key=lambda c: -c.depth)
     return chains
 
 
