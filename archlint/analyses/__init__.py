@@ -19,16 +19,11 @@ from .border import border_losses, cumulative_border_losses
 from .macs import costs, peak_activation
 from .paths import plain_chains, weighted_depths
 from .receptive_field import input_dependent, lost_receptive_field, receptive_fields, summary_receptive_field
-from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverage
+from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverages
 from .upsampling import phase_coverages
 from .model_field import summary_field
 
 __all__ = ["ANALYSES", "Analysis", "window_coverages"]
-
-
-def window_coverages(graph: Graph) -> dict:
-    """:func:`~.sampling.window_coverage` of every layer (``None`` for layers without windows)."""
-    return {layer.name: window_coverage(layer) for layer in graph.layers()}
 
 
 Getter = Callable[[str], Any]

@@ -32,6 +32,9 @@ OTHER_CATEGORIES = ("bias", "pooling", "activation", "elementwise", "normalizati
 #: Layers with multiply-accumulates (the others count 0), and those of them whose other ops are bias adds.
 _MAC_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL, Op.RECURRENT})
 _BIASED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.MATMUL})
+#: The ops ``layer_macs`` tells apart, read once: ``Op.X`` goes through the enum's hook on every read.
+_CONV, _CONV_TRANSPOSE, _RECURRENT = Op.CONV, Op.CONV_TRANSPOSE, Op.RECURRENT
+_DENSE_OPS = frozenset({Op.LINEAR, Op.MATMUL})
 _CATEGORY = {Op.ACTIVATION: "activation", Op.ADD: "elementwise", Op.MUL: "elementwise",
              Op.NORM: "normalization", Op.RESIZE: "resize"}
 
@@ -70,14 +73,14 @@ def layer_macs(layer: Layer) -> int:
     if op not in _MAC_OPS:
         return 0
     out = layer.output_shape
-    if op is Op.CONV:
+    if op is _CONV:
         return math.prod(out) * (layer.in_channels // layer.groups) * math.prod(layer.kernel)
-    if op is Op.CONV_TRANSPOSE:
+    if op is _CONV_TRANSPOSE:
         x = layer.input_shapes[0]
         return math.prod(x) * (layer.out_channels // layer.groups) * math.prod(layer.kernel)
-    if op is Op.LINEAR or op is Op.MATMUL:
+    if op in _DENSE_OPS:
         return math.prod(out) * layer.in_channels
-    if op is Op.RECURRENT:  # the sequence is (steps, batch, features), or (steps, features) unbatched
+    if op is _RECURRENT:  # the sequence is (steps, batch, features), or (steps, features) unbatched
         steps_times_batch = math.prod(layer.input_shapes[0][:-1])
         hidden = layer.out_channels
         return steps_times_batch * layer.directions * layer.gates * hidden * (layer.in_channels + hidden)

@@ -22,8 +22,8 @@ from functools import lru_cache
 from ..graph import Graph, Layer, Op
 from .receptive_field import ReceptiveField, grid_operand
 
-__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "covered_windows",
-           "unread_windows", "StrideStep", "stride_steps", "DilatedChain", "dilated_chains", "gridded_chain_ends"]
+__all__ = ["AxisCoverage", "WindowCoverage", "axis_coverage", "window_coverage", "window_coverages",
+           "covered_windows", "unread_windows", "StrideStep", "stride_steps", "DilatedChain", "dilated_chains", "gridded_chain_ends"]
 
 #: Graph inputs, as a set: a set test is a hash lookup, reading ``Op.INPUT`` goes through the enum's hook.
 _SOURCES = frozenset({Op.INPUT})
@@ -73,7 +73,10 @@ class WindowCoverage:
     @property
     def has_gaps(self) -> bool:
         """Some axis has positions that no window would read however far the windows went on."""
-        return any(a.gap for a in self.axes)
+        for a in self.axes:  # a loop, not any() over a generator: rules ask this of every windowed layer
+            if a.gap:
+                return True
+        return False
 
     @property
     def unread_fraction(self) -> Fraction:
@@ -167,6 +170,12 @@ def window_coverage(layer: Layer) -> WindowCoverage | None:
                      tuple(layer.dilation or (1,) * rank), tuple(out[2:]))
 
 
+def window_coverages(graph: Graph) -> dict[str, WindowCoverage | None]:
+    """:func:`window_coverage` of every layer (``None`` for layers without windows)."""
+    # window_coverage's own first test, without a call for every other layer
+    return {layer.name: window_coverage(layer) if layer.op in _READING_OPS else None for layer in graph.layers()}
+
+
 @lru_cache(maxsize=4096)
 def _coverage(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...], pads: tuple[int, ...],
               dilation: tuple[int, ...], windows: tuple[int, ...]) -> WindowCoverage:
@@ -196,9 +205,11 @@ def unread_windows(graph: Graph, coverages: Mapping[str, WindowCoverage | None],
     lost only at the end edge) and the exact unread fraction of the real input positions
     compared with the rule's limit, in graph order.
     """
-    for layer, coverage in covered_windows(graph, coverages, ops):
-        if coverage.has_gaps and coverage.unread_fraction > limit:
-            yield layer, coverage
+    for layer in graph.layers():  # covered_windows inlined: one generator, not two, per windowed layer
+        if layer.op in ops:
+            coverage = coverages.get(layer.name)
+            if coverage is not None and coverage.has_gaps and coverage.unread_fraction > limit:
+                yield layer, coverage
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ from .shapes import spatial_dims, whole_map_window
 
 __all__ = ["SeparableCost", "separable_cost"]
 
+#: A set, not ``Op.CONV``: reading an enum member goes through the enum's hook, and rules ask this of every conv.
+_CONVS = frozenset({Op.CONV})
+
 
 @dataclass(frozen=True)
 class SeparableCost:
@@ -68,7 +71,7 @@ def separable_cost(layer: Layer) -> SeparableCost | None:
     >>> float(cost.saving_ratio) == 1 - 1 / 64 - 1 / 9
     True
     """
-    if layer.op is not Op.CONV or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1 \
+    if layer.op not in _CONVS or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1 \
             or whole_map_window(layer):
         return None
     out = layer.output_shape

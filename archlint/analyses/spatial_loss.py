@@ -132,9 +132,13 @@ def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[Flatt
     model_params = sum(c.params for c in costs.values())
     heads = []
     for layer in graph.layers():
-        conv = _whole_map_conv(layer, costs, model_params)
-        if conv is not None:
-            heads.append(conv)
+        op = layer.op  # tested here first: most layers are neither, and need no call
+        if op in _CONV:
+            conv = _whole_map_conv(layer, costs, model_params)
+            if conv is not None:
+                heads.append(conv)
+            continue
+        if op not in _FLATTENING:
             continue
         x = _flattened_map(layer)
         if x is None:
