@@ -149,7 +149,7 @@ def _prepare(model: onnx.ModelProto, nodes: list[NodeFields], source: str, input
         listed = _shape_lists(_infer(model, source, notes, pinned=input_shapes is not None))
         nodes = read_nodes(model.graph)
         constants, constant_names = _constants(model, nodes)
-    init_shapes = {t.name: tuple(t.dims) for t in model.graph.initializer}
+    init_shapes = {t.name: tuple(t.dims[:]) for t in model.graph.initializer}
     shapes = _value_shapes(listed, init_shapes, source)
     return LoadedOnnx(model, source, shapes, constants, constant_names, init_shapes, nodes, notes,
                       float_view=float_view)
@@ -275,7 +275,8 @@ def _locate(location: str, name: str, base_dir: Path, source: str) -> tuple[Path
 
 
 def _numel(dims: Sequence[int]) -> int:
-    return math.prod(map(int, dims))
+    """Elements of a tensor of shape ``dims`` (a shape tuple or a ``TensorProto``'s dims, sliced at C speed)."""
+    return math.prod(dims[:])
 
 
 def _read_external_data(model: onnx.ModelProto, nodes: list[NodeFields], base_dir: Path, source: str) -> None:
@@ -509,13 +510,10 @@ def _inference_problem(exc: Exception) -> str:
 
 def _shape_of(value: onnx.ValueInfoProto) -> tuple[int, ...] | None:
     """The shape of ``value`` if every dimension has a size, else ``None``."""
-    kind = value.type
-    if not kind.HasField("tensor_type"):
-        return None
-    tensor = kind.tensor_type
+    tensor = value.type.tensor_type  # an empty message, without a shape, when the value is not a tensor
     if not tensor.HasField("shape"):
         return None
-    dims = tensor.shape.dim
+    dims = tensor.shape.dim[:]  # a slice copies a repeated field at C speed, iterating it does not
     shape = tuple([d.dim_value for d in dims])
     # an unset size reads as 0; a size written as 0 is still a size
     if 0 in shape and not all(d.HasField("dim_value") for d in dims):

@@ -66,6 +66,15 @@ _PARAM_INPUTS = {
 #: Ops that lay a tensor out anew (or fill a stored shape): a stored tensor through them stays stored.
 _RELAYOUTS = {"Unsqueeze", "Squeeze", "Reshape", "Flatten", "Transpose", "Identity", "Cast", "CastLike",
               "ConstantOfShape"}
+#: Ops whose layer class follows from their type alone (the sets above do not overlap).
+_OP_CLASSES: dict[str, Op] = {
+    "Conv": Op.CONV, "ConvTranspose": Op.CONV_TRANSPOSE, "MaxPool": Op.MAX_POOL, "LpPool": Op.MAX_POOL,
+    "AveragePool": Op.AVG_POOL, "GlobalAveragePool": Op.GLOBAL_POOL, "GlobalMaxPool": Op.GLOBAL_POOL,
+    "GlobalLpPool": Op.GLOBAL_POOL, **dict.fromkeys(_GATES, Op.RECURRENT), **dict.fromkeys(_ADDS, Op.ADD),
+    **dict.fromkeys(_MULS | _COMPARISONS, Op.MUL), "Concat": Op.CONCAT, **dict.fromkeys(_ACTIVATIONS, Op.ACTIVATION),
+    **dict.fromkeys(_NORMS, Op.NORM), "Flatten": Op.FLATTEN, **dict.fromkeys(_RESHAPES, Op.RESHAPE),
+    "Resize": Op.RESIZE, "Upsample": Op.RESIZE, "Split": Op.SLICE,
+}
 #: Layers with fields of their own beyond their shapes (see ``_Builder._normalize``).
 _WITH_FIELDS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, Op.GLOBAL_POOL, Op.LINEAR, Op.MATMUL,
                           Op.RECURRENT, Op.RESIZE, Op.PAD, Op.SLICE})
@@ -82,8 +91,8 @@ def onnx_graph(loaded: LoadedOnnx) -> Graph:
 
 _ATTR = onnx.AttributeProto
 #: Direct readers for the attribute types layers use; others go through onnx's helper.
-_ATTR_READERS = {_ATTR.INT: lambda a: a.i, _ATTR.INTS: lambda a: list(a.ints), _ATTR.FLOAT: lambda a: a.f,
-                 _ATTR.FLOATS: lambda a: list(a.floats), _ATTR.STRING: lambda a: a.s}
+_ATTR_READERS = {_ATTR.INT: lambda a: a.i, _ATTR.INTS: lambda a: a.ints[:], _ATTR.FLOAT: lambda a: a.f,
+                 _ATTR.FLOATS: lambda a: a.floats[:], _ATTR.STRING: lambda a: a.s}
 
 
 def _attrs(node: NodeFields) -> dict:
@@ -408,16 +417,9 @@ class _Builder:
         t = node.op_type
         if node.domain not in STANDARD_DOMAINS:
             return Op.OTHER
-        if t == "Conv":
-            return Op.CONV
-        if t == "ConvTranspose":
-            return Op.CONV_TRANSPOSE
-        if t in ("MaxPool", "LpPool"):
-            return Op.MAX_POOL
-        if t == "AveragePool":
-            return Op.AVG_POOL
-        if t in ("GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool"):
-            return Op.GLOBAL_POOL
+        plain = _OP_CLASSES.get(t)
+        if plain is not None:
+            return plain
         if t in _REDUCTIONS:
             kind = self._reduction_kind(node)
             if kind is Op.GLOBAL_POOL and t in ("ReduceMean", "ReduceMax", "ReduceSum", "ReduceL2"):
@@ -426,35 +428,15 @@ class _Builder:
                 return Op.NORM  # statistics over channels or features (a decomposed LayerNorm, a softmax)
         if t == "Einsum":
             return Op.MATMUL if self._einsum_k(node) is not None else Op.OTHER
-        if t in _GATES:
-            return Op.RECURRENT
         if t in ("Gemm", "MatMul"):
             weights = [i for i in node.input[:2] if i in self.loaded.constant_names]
             return Op.LINEAR if weights else Op.MATMUL
-        if t in _ADDS:
-            return Op.ADD
-        if t in _MULS or t in _COMPARISONS:
-            return Op.MUL
-        if t == "Concat":
-            return Op.CONCAT
-        if t in _ACTIVATIONS:
-            return Op.ACTIVATION
-        if t in _NORMS:
-            return Op.NORM
-        if t == "Flatten":
-            return Op.FLATTEN
-        if t in _RESHAPES:
-            return Op.RESHAPE
         if t == "Gather" and node.input[0] not in self.loaded.constant_names and self._constant_args(node, 1):
             return Op.RESHAPE  # picks entries at fixed indices (a state's h and c): moves data, computes nothing
-        if t in ("Resize", "Upsample"):
-            return Op.RESIZE
         if t == "Pad":
             return Op.PAD if self._constant_args(node, 1) else Op.OTHER
         if t == "Slice":
             return Op.SLICE if self._constant_args(node, 1, 2, 3, 4) else Op.OTHER
-        if t == "Split":
-            return Op.SLICE
         return Op.OTHER
 
     def _constant_args(self, node: _Node, *positions: int) -> bool:
