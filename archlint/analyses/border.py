@@ -235,8 +235,10 @@ def cumulative_border_losses(graph: Graph, fields: Mapping[str, ReceptiveField |
             if best is not None and len(best.pixels) != rank:
                 best = None
         else:
-            upstream = [u for u in map(result.get, producers) if u is not None and len(u.pixels) == rank]
-            best = max(upstream, key=lambda u: (u.fraction, sum(u.pixels))) if upstream else None
+            # each total compared once: a merge often gets the same one from many inputs (DenseNet's concats),
+            # and its key sums Fractions; the first of equally lossy totals still wins
+            upstream = {id(u): u for u in map(result.get, producers) if u is not None and len(u.pixels) == rank}
+            best = max(upstream.values(), key=lambda u: (u.fraction, sum(u.pixels))) if upstream else None
         if best is not None:
             loss = own.get(name)
             if loss is not None and loss.pixels is not None and len(loss.pixels) == rank:
