@@ -43,7 +43,13 @@ def format_dims(values: Iterable[int | float | Fraction | None]) -> str:
     >>> format_dims((1, 3, 224, 224)), format_dims((Fraction(427, 2), 213.5)), format_dims((None, 7))
     ('1x3x224x224', '213.5x213.5', '?x7')
     """
-    return "x".join("?" if v is None else format_number(v) for v in values)
+    return _dims_text(values if type(values) is tuple else tuple(values))
+
+
+@lru_cache(maxsize=4096)  # models repeat a few kernels, strides and shapes on layer after layer
+def _dims_text(values: tuple[int | float | Fraction | None, ...]) -> str:
+    # equal values print alike (2, 2.0 and Fraction(2) as "2"), so a cached answer for equal dims is right
+    return "x".join(["?" if v is None else format_number(v) for v in values])
 
 
 @lru_cache(maxsize=4096, typed=True)  # findings of repeated blocks print the same counts again and again
