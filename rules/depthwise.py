@@ -70,29 +70,29 @@ class ReplaceableStandardConv(Rule):
         numerator, denominator = exact.numerator, exact.denominator
         min_in = ctx.options["min-separable-in-channels"]
         limit_text = f"{limit:.0%}"
+        conv = Op.CONV  # read once: an enum member read goes through the enum class's lookup
         for layer in graph.layers():
-            if layer.op is not Op.CONV:
+            if layer.op is not conv:
                 continue
             cost = separable_cost(layer)
-            if cost is None or layer.in_channels < min_in or not cost.macs:
+            cin = layer.in_channels
+            if cost is None or cin < min_in or not cost.macs:
                 continue
             macs, after = cost.macs, cost.macs_after
             saved = macs - after
             if saved * denominator < numerator * macs:
                 continue
-            kernel = format_dims(layer.kernel)
+            name, cout, kernel = layer.name, layer.out_channels, format_dims(layer.kernel)
             ratio = saved / macs
             yield ctx.finding(
-                layer.name,
-                f"conv '{layer.name}' ({kernel}, {layer.in_channels}->{layer.out_channels}) costs "
-                f"{si_count(macs)} MACs; as depthwise {kernel} + pointwise 1x1 {si_count(after)}, "
-                f"saving {si_count(saved)} ({ratio:.0%} >= {limit_text})",
-                fix=f"use a depthwise {kernel} conv (groups={layer.in_channels}) and a 1x1 conv "
-                    f"{layer.in_channels}->{layer.out_channels}",
+                name,
+                f"conv '{name}' ({kernel}, {cin}->{cout}) costs {si_count(macs)} MACs; as depthwise {kernel} + "
+                f"pointwise 1x1 {si_count(after)}, saving {si_count(saved)} ({ratio:.0%} >= {limit_text})",
+                fix=f"use a depthwise {kernel} conv (groups={cin}) and a 1x1 conv {cin}->{cout}",
                 data={"macs": macs, "macs_after": after, "macs_saved": saved,
                       "depthwise_macs": cost.depthwise_macs, "pointwise_macs": cost.pointwise_macs,
                       "saving_ratio": ratio, "limit": limit, "kernel": list(layer.kernel),
-                      "in_channels": layer.in_channels, "out_channels": layer.out_channels})
+                      "in_channels": cin, "out_channels": cout})
 
 
 def get_rules() -> list[type[Rule]]:

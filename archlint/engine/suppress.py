@@ -75,6 +75,12 @@ class Suppressions:
     def __post_init__(self) -> None:
         self.used: set[tuple[str, str]] = set()
 
+    def unsuppressed(self, findings: Iterable[Finding]) -> list[Finding]:
+        """The findings no suppression silences, in their order."""
+        if not self.per_node and not self.inline:
+            return list(findings)  # nothing to match (the usual case): no test per finding
+        return [f for f in findings if not self.suppressed(f)]
+
     def suppressed(self, finding: Finding) -> bool:
         hit = False
         for glob, codes in self.per_node.items():
