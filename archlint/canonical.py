@@ -35,7 +35,7 @@ edits a :class:`Rewrite`. Adding a step is writing one function decorated with
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import networkx as nx
 
@@ -60,9 +60,10 @@ class Rewrite:
             self.graph, self._copied = graph, True
         return self.graph
 
-    def order(self) -> list[str]:
-        """A snapshot of the layer names in topological order (steps may remove some as they go)."""
-        return list(self.graph.order())
+    def layers_of(self, ops: Collection[Op]) -> list[str]:
+        """A snapshot of the names of the layers of the classes ``ops``, in topological order (steps may
+        remove some as they go, and read each layer anew: an earlier edit may have replaced it)."""
+        return [name for name, layer in zip(self.graph.order(), self.graph.layers()) if layer.op in ops]
 
     def layer(self, name: str) -> Layer:
         return self.graph.layer(name)
@@ -142,7 +143,7 @@ def _is_batchnorm(layer: Layer) -> bool:
 def fold_batchnorm(rewrite: Rewrite) -> None:
     """Fold a BatchNorm into the conv before it when the conv feeds nothing else."""
     folded = 0
-    for name in rewrite.order():
+    for name in rewrite.layers_of((Op.NORM,)):
         layer = rewrite.layer(name)
         if not _is_batchnorm(layer):
             continue
@@ -179,9 +180,9 @@ def _spatial_pad(layer: Layer) -> bool:
 @step
 def fold_pads(rewrite: Rewrite) -> None:
     """Fold a Pad into the window (or same-mode Pad) that alone reads it, or into every window reading it."""
-    for name in rewrite.order():
+    for name in rewrite.layers_of((Op.PAD,)):
         pad = rewrite.layer(name)
-        if pad.op is not Op.PAD or len(rewrite.graph.pred[name]) != 1:
+        if len(rewrite.graph.pred[name]) != 1:
             continue  # (any output of its producer: a Pad of one chunk of a split folds too)
         if _fold_through_channel_axis(rewrite, name, pad) or not _spatial_pad(pad):
             continue
@@ -265,6 +266,6 @@ def _is_identity(layer: Layer) -> bool:
 @step
 def splice_identities(rewrite: Rewrite) -> None:
     """Remove single-input layers that pass their input through unchanged."""
-    for name in rewrite.order():
+    for name in rewrite.layers_of(_MAYBE_IDENTITY):
         if _is_identity(rewrite.layer(name)) and len(rewrite.graph.pred[name]) == 1:
             rewrite.splice(name)

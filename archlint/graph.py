@@ -174,20 +174,23 @@ class Graph(nx.DiGraph):
         (frontends add tens of thousands): ``(name, attributes)`` nodes, ``(producer, consumer, data)`` edges.
 
         As there, a node already in the graph has its attributes updated, and so has an edge.
+        Unlike there, a new node or edge keeps the attribute dict it is given: the caller hands
+        it over (copying tens of thousands of dicts and freeing the originals is most of the cost).
         """
         node, succ, pred = self._node, self._succ, self._pred
         for name, data in nodes:
             if name in node:
                 node[name].update(data)
             else:
-                node[name], succ[name], pred[name] = dict(data), {}, {}
+                node[name], succ[name], pred[name] = data, {}, {}
         for u, v, data in edges:
-            for end in (u, v):
-                if end not in succ:
-                    node[end], succ[end], pred[end] = {}, {}, {}
+            if u not in succ:
+                node[u], succ[u], pred[u] = {}, {}, {}
+            if v not in succ:
+                node[v], succ[v], pred[v] = {}, {}, {}
             old = succ[u].get(v)
             if old is None:
-                succ[u][v] = pred[v][u] = dict(data)
+                succ[u][v] = pred[v][u] = data
             else:
                 old.update(data)
         clear_cache = getattr(nx, "_clear_cache", None)  # networkx >= 3.3 caches results per graph

@@ -201,13 +201,11 @@ class _Builder:
         named = layer_names(hints, reserved=self.producer_names)
         result = []
         for n, (scope, _, weight_module, _), (name, origin) in zip(nodes, hints, named):
+            module = scope if weight_module is None else weight_module
             # a weight module's source line is the node's only when the node runs in that module
-            if weight_module is None:
-                source = self._source_line(n.node.meta) if scope is not None else None
-                result.append((name, origin, source, scope))
-            else:
-                source = self._source_line(n.node.meta) if scope == weight_module else None
-                result.append((name, origin, source, weight_module))
+            meta = n.node.meta
+            source = self._source_line(meta) if meta and scope is not None and scope == module else None
+            result.append((name, origin, source, module))
         return result
 
     def _definitions(self, nodes: list[_LayerNode], paths: list[str | None]) -> list:
@@ -346,13 +344,14 @@ class _Builder:
         source_op = qualified_op(node.domain, node.op_type)
         if node.output:
             source_op = self.loaded.float_view.source_ops.get(node.output[0], source_op)
-        fields = dict(name=name, op=op, source_op=source_op, output_shape=out_shape, input_shapes=in_shapes,
-                      name_origin=origin, source=source, param_shapes=self._param_shapes(node),
-                      comment=_comment(node), extra={"onnx_node": node.name})
+        fields = {"name": name, "op": op, "source_op": source_op, "output_shape": out_shape, "input_shapes": in_shapes,
+                  "name_origin": origin, "source": source, "param_shapes": self._param_shapes(node),
+                  "comment": _comment(node), "extra": {"onnx_node": node.name}}
         if defined is not None and defined.chain:
             fields.update(defined_at=defined.defined_at, construction=defined.chain)
         try:
-            fields.update(self._normalize(node, op, in_shapes, out_shape))
+            if op in _WITH_FIELDS or node.op_type == "Transpose":
+                fields.update(self._normalize(node, op, in_shapes, out_shape))
         except (KeyError, IndexError, ValueError, TypeError, ZeroDivisionError) as exc:
             raise ModelLoadError(self.source, f"node '{node.name or node.op_type}' ({node.op_type}) "
                                               f"has missing or invalid attributes: {exc}") from None
@@ -469,8 +468,7 @@ class _Builder:
         return None if axes is None else reduction_op(len(shape), axes)
 
     def _normalize(self, node: _Node, op: Op, in_shapes, out_shape) -> dict:
-        if op not in _WITH_FIELDS and node.op_type != "Transpose":
-            return {}  # activations, elementwise ops, norms...: nothing beyond their shapes
+        """The fields of a layer with fields of its own (``_WITH_FIELDS``, and Transpose's perm)."""
         a = node.attrs
         x = in_shapes[0] if in_shapes else None
         if op in (Op.CONV, Op.CONV_TRANSPOSE):
