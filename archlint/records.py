@@ -3,8 +3,9 @@
 A frozen dataclass's ``__init__`` stores each field with ``object.__setattr__``; for
 records of many fields built once per layer, that is a visible share of a run on graphs
 of tens of thousands of layers. :func:`frozen_record` fills the instance ``__dict__`` at
-once instead, as attrs does for its frozen classes: a dict that names every field becomes
-the instance's ``__dict__`` itself (copying it would allocate a second dict per record).
+once instead, as attrs does for its frozen classes: a dict that names every field in
+declaration order becomes the instance's ``__dict__`` itself (copying it would allocate a
+second dict per record).
 The result is the same object ``cls(**values)`` would give.
 """
 
@@ -22,6 +23,8 @@ _Spec = tuple[dict[str, Any], dict[str, Callable[[], Any]], frozenset[str], froz
 # cls -> (default values, factories of fields with default_factory, required names, all names,
 #         all names in declaration order)
 _SPECS: dict[type, _Spec] = {}
+# read once: a record is built per layer and per finding, and a global plus an attribute read per call shows
+_new, _set_attribute = object.__new__, object.__setattr__
 
 
 def _spec(cls: type) -> _Spec:
@@ -44,8 +47,8 @@ def frozen_record(cls: type[T], values: Mapping[str, Any]) -> T:
     """``cls(**values)`` for a frozen dataclass, several times faster for records of many fields.
 
     Unknown or missing required fields raise ``TypeError`` exactly as ``cls(**values)`` does.
-    A plain dict naming every field becomes the record's ``__dict__``: pass a new dict and
-    keep no reference to it (as with ``cls(**{...})`` written at the call).
+    A plain dict naming every field in declaration order becomes the record's ``__dict__``:
+    pass a new dict and keep no reference to it (as with ``cls(**{...})`` written at the call).
 
     Examples
     --------
@@ -58,17 +61,19 @@ def frozen_record(cls: type[T], values: Mapping[str, Any]) -> T:
     >>> frozen_record(Row, {"name": "conv1", "size": 3}) == Row("conv1", 3)
     True
     """
-    defaults, factories, required, names, order = _SPECS.get(cls) or _spec(cls)
-    keys = values.keys()
-    record = object.__new__(cls)
-    # every field given (the usual case): no defaults to fill. Fields listed in declaration order
-    # are recognised by one tuple comparison, about a third of the cost of looking each name up.
-    if len(keys) == len(names) and (tuple(keys) == order or names >= keys):
-        object.__setattr__(record, "__dict__", values if type(values) is dict else dict(values))
+    spec = _SPECS.get(cls) or _spec(cls)
+    # Every field given in declaration order (the usual case): one tuple comparison checks the
+    # names, and the dict itself becomes the record's state.
+    if len(values) == len(spec[4]) and type(values) is dict and tuple(values) == spec[4]:
+        record = _new(cls)
+        _set_attribute(record, "__dict__", values)
         return record
-    state = record.__dict__
+    defaults, factories, required, names, _ = spec
+    keys = values.keys()
     if not required <= keys or not names >= keys:
         return cls(**values)  # raises the usual TypeError
+    record = _new(cls)
+    state = record.__dict__
     state.update(defaults)
     state.update(values)
     for name, factory in factories.items():
