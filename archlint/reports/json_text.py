@@ -5,9 +5,10 @@ everything deeper (a layer row, a finding, a SARIF result) is one compact line w
 orjson, a compiled encoder several times faster than the standard library's: a report of
 10,000 layers and 5,000 findings is 7 MB of text. The text is valid JSON, ASCII only (other
 characters are ``\\u`` escapes, as ``json.dumps`` writes them), and
-``json.loads(dumps(doc, n)) == doc`` for every ``n``. What orjson does not take (an integer
-beyond 64 bits, a dict key that is not text, a string with a lone surrogate) is written by
-the standard library's encoder in the same compact form.
+``json.loads(dumps(doc, n)) == doc`` for every ``n``, except that a float that is not finite
+is ``null`` (JSON has no NaN or Infinity). What orjson does not take (an integer beyond 64
+bits, a dict key that is not text, a string with a lone surrogate) is written by the
+standard library's encoder in the same compact form.
 
 Examples
 --------
@@ -28,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -43,7 +45,18 @@ def _encode(value: Any) -> str:
     try:
         return orjson.dumps(value).decode()
     except TypeError:
-        return _standard(value)
+        return _standard(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with its non-finite floats as ``None``, as orjson writes them."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _escape(match: re.Match) -> str:
