@@ -15,7 +15,7 @@ hostile models carry module paths of hundreds of thousands of parts.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
@@ -48,10 +48,11 @@ def layer_names(hints: Sequence[NameHint], reserved: Iterable[str] = ()) -> list
      ('rnn', 'module'), ('rnn_1', 'module'), ('rnn/Transpose', 'scope')]
     """
     outer = containers(h.scope for h in hints)
-    by_scope: dict[str, set[str]] = defaultdict(set)
+    first_type: dict[str, str] = {}  # scope -> the op type of its first layer
+    mixed: set[str] = set()  # scopes holding layers of several op types
     for h in hints:
-        if h.scope is not None:
-            by_scope[h.scope].add(h.op_type)
+        if h.scope is not None and first_type.setdefault(h.scope, h.op_type) != h.op_type:
+            mixed.add(h.scope)
     raw: list[tuple[str, str]] = []
     for h in hints:
         if h.weight_module is not None:
@@ -60,7 +61,7 @@ def layer_names(hints: Sequence[NameHint], reserved: Iterable[str] = ()) -> list
             raw.append((h.node_name or h.op_type, "node"))
         elif h.scope and h.op_type in _RECURRENT_TYPES:
             raw.append((h.scope, "module"))
-        elif h.scope and h.scope not in outer and len(by_scope[h.scope]) == 1:
+        elif h.scope and h.scope not in outer and h.scope not in mixed:
             raw.append((h.scope, "module"))
         else:
             raw.append((f"{h.scope}/{h.op_type}" if h.scope else h.op_type, "scope"))
@@ -98,11 +99,11 @@ def unique_names(names: Sequence[str], reserved: Iterable[str] = ()) -> list[str
     >>> unique_names(["conv", "relu", "relu", "relu_1", "relu"], reserved=["x"])
     ['conv', 'relu', 'relu_2', 'relu_1', 'relu_3']
     """
-    seen = Counter(reserved)
+    seen = Counter(reserved)  # name -> the next suffix to try
     taken = set(seen) | set(names)
     out = []
     for name in names:
-        if seen[name] == 0:
+        if name not in seen:
             seen[name] = 1
             out.append(name)
             continue
