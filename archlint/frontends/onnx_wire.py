@@ -195,6 +195,13 @@ class _Walker:
 
     def _varint(self, pos: int, end: int) -> tuple[int, int]:
         view = self.view
+        chunk, offset = view.chunk, pos - view.base
+        if 0 <= offset < len(chunk) - 1 and pos + 1 < end:  # its first two bytes are in the chunk read last
+            first = chunk[offset]
+            if first < 0x80:  # one byte: tags, short lengths
+                return first, pos + 1
+            if chunk[offset + 1] < 0x80:  # two bytes: lengths up to 16 KB
+                return (first & 0x7F) | (chunk[offset + 1] << 7), pos + 2
         result = shift = 0
         start = pos
         while True:
