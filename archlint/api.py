@@ -13,9 +13,10 @@ from .analyses.border import (BorderLoss, BorderLossTotal, border_loss, border_l
 from .analyses.macs import ActivationPeak, Cost, layer_macs, peak_activation, total_params
 from .analyses.paths import PlainChain, plain_chains, weighted_depths
 from .analyses.receptive_field import AxisField, ReceptiveField, input_extent, summary_receptive_field
-from .analyses.sampling import (AxisCoverage, DilatedChain, StrideStep, WindowCoverage, axis_coverage,
-                                covered_windows, dilated_chains, gridded_chain_ends, stride_steps, unread_windows,
-                                window_coverage)
+from .analyses.gridding import DilatedChain, dilated_chains, gridded_chain_ends
+from .analyses.stride_growth import StrideStep, stride_steps
+from .analyses.window_coverage import (AxisCoverage, WindowCoverage, axis_coverage, covered_windows, unread_windows,
+                                       window_coverage)
 from .analyses.separable import SeparableCost, separable_cost
 from .analyses.shapes import spatial_dims, window_output_size
 from .analyses.spatial_loss import FlattenedDense, InputCoverage, flattened_dense_heads, input_coverage

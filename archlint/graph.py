@@ -55,6 +55,10 @@ WEIGHTED_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR, Op.RECURRENT})
 POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 #: Layers with a sliding window over spatial axes (kernel, stride, padding, dilation).
 SPATIAL_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
+#: Windowed layers whose windows read their input (a transposed conv writes its windows instead).
+READING_OPS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
+#: Graph inputs, as a set: a set test is a hash lookup, while reading ``Op.INPUT`` goes through the enum's hook.
+INPUT_OPS = frozenset({Op.INPUT})
 
 
 def reduction_op(rank: int, axes: Iterable[int]) -> Op | None:

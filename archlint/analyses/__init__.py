@@ -19,7 +19,9 @@ from .border import border_losses, cumulative_border_losses
 from .macs import costs, peak_activation
 from .paths import plain_chains, weighted_depths
 from .receptive_field import input_dependent, lost_receptive_field, receptive_fields, summary_receptive_field
-from .sampling import dilated_chains, gridded_chain_ends, stride_steps, window_coverages
+from .gridding import dilated_chains, gridded_chain_ends
+from .stride_growth import stride_steps
+from .window_coverage import window_coverages
 from .upsampling import phase_coverages
 from .model_field import summary_field
 

@@ -26,15 +26,12 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from fractions import Fraction
 
-from ..graph import Graph, Layer, Op
+from ..graph import READING_OPS, Graph, Layer, Op
 from .receptive_field import ReceptiveField
 from .shapes import one_window_over_axis, spatial_dims
 
 __all__ = ["BorderLoss", "BorderLossTotal", "same_padding", "border_loss", "border_losses",
            "cumulative_border_losses", "border_loss_ends"]
-
-_WINDOWS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
-
 
 def same_padding(kernel: int, dilation: int = 1) -> tuple[int, int]:
     """Padding (before, after) that keeps ``ceil(n / stride)`` outputs along one axis.
@@ -143,7 +140,7 @@ def border_loss(graph: Graph, layer: Layer,
     >>> loss.kept_size, loss.output_size, loss.lost, loss.padding_needed
     ((32, 32), (30, 30), (2, 2), ((1, 1), (1, 1)))
     """
-    if layer.op not in _WINDOWS or not layer.kernel:
+    if layer.op not in READING_OPS or not layer.kernel:
         return None
     producers = graph.inputs_of(layer.name)
     if not producers or _keeps_size(layer):
@@ -182,7 +179,7 @@ def border_losses(graph: Graph, fields: Mapping[str, ReceptiveField | None] | No
     """:class:`BorderLoss` of every shrinking conv and pooling layer, in topological order."""
     result = {}
     for layer in graph.layers():
-        if layer.op in _WINDOWS:  # border_loss's own first test, without a call for every other layer
+        if layer.op in READING_OPS:  # border_loss's own first test, without a call for every other layer
             loss = border_loss(graph, layer, fields)
             if loss is not None:
                 result[layer.name] = loss

@@ -81,7 +81,7 @@ from dataclasses import field as dataclass_field
 from fractions import Fraction
 from types import EllipsisType
 
-from ..graph import POOL_OPS, SPATIAL_OPS, Graph, Layer, Op
+from ..graph import INPUT_OPS, POOL_OPS, SPATIAL_OPS, Graph, Layer, Op
 from .shapes import single_window_over_map, spatial_dims, whole_map_window
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
@@ -90,7 +90,6 @@ __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive
 _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 #: Op classes tested in the per-layer pass as sets: a set test is a hash lookup, while reading
 #: ``Op.X`` goes through the enum metaclass's ``__getattr__`` hook on Python 3.11.
-_SOURCES = frozenset({Op.INPUT})
 _DENSE = frozenset({Op.LINEAR, Op.MATMUL})
 _STACKS = frozenset({Op.CONCAT})
 _TRANSPOSED = frozenset({Op.CONV_TRANSPOSE})
@@ -354,7 +353,7 @@ def input_dependent(graph: Graph) -> set[str]:
     preds = graph._pred  # a plain dict: this loop runs once per layer
     for layer in graph.layers():
         name = layer.name
-        if layer.op in _SOURCES:
+        if layer.op in INPUT_OPS:
             if _standard(layer.output_shape):
                 found.add(name)
         elif not found.isdisjoint(preds[name]):
@@ -431,7 +430,7 @@ def _global_window(layer: Layer) -> bool:
 
 def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField | None:
     op, out = layer.op, layer.output_shape
-    if op in _SOURCES:
+    if op in INPUT_OPS:
         positions = _standard(out)
         one = AxisField(1, 1, 0)  # ints stay ints until a resize or transposed conv
         return ReceptiveField(tuple((one,) for _ in positions), _extent_at(out, positions), positions) \

@@ -9,7 +9,7 @@ analysis results it builds on, used by the pooling rules:
 * :func:`input_coverage`: how much of the input the summary receptive field spans when the
   network ends in a global decision (global pooling, flatten or a dense layer).
 
-Which input positions a pooling window reads is :func:`archlint.analyses.sampling.window_coverage`.
+Which input positions a pooling window reads is :func:`archlint.analyses.window_coverage.window_coverage`.
 """
 
 from __future__ import annotations
