@@ -6,6 +6,7 @@ Exit codes: 0 clean, 1 findings at or above ``--fail-on``, 2 usage, input or con
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import sys
@@ -17,10 +18,10 @@ import click
 
 from . import __version__
 from .errors import ArchlintError, ConfigError, RuleError
-from .gc_pause import gc_paused, skip_collection_at_exit
+from .gc_pause import gc_paused
 from .report import Severity
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 FORMATS = ("text", "json", "sarif", "github", "markdown", "html")
 
@@ -449,8 +450,7 @@ def _run(argv: list[str] | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: runs the CLI and turns every error into one line and exit 2."""
-    skip_collection_at_exit()
+    """The command line: runs it and turns every error into one line and exit 2 (``SystemExit``)."""
     try:
         _run(argv)
     except click.exceptions.Exit as exc:
@@ -474,3 +474,32 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug in archlint: still one line, never a traceback
         _fail(f"internal error ({type(exc).__name__}: {exc}); please report it")
     sys.exit(0)
+
+
+def run(argv: list[str] | None = None) -> NoReturn:
+    """Console-script entry point: :func:`main`, then the process ends at once.
+
+    Python's own shutdown would free every object the run made (graph, report, imported
+    modules) and walk them in a last full collection, only to hand memory back that the
+    operating system reclaims anyway: about 15 ms of a run, on small models as on large
+    ones. Exit handlers still run and the standard streams are flushed first; only the
+    teardown is skipped.
+    """
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # what the interpreter does with sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (archlint ... | head): nothing more to deliver
+            pass
+    atexit._run_exitfuncs()  # logging's flush, temporary files' cleanup: what the shutdown would run
+    os._exit(code)
+

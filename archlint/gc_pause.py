@@ -1,4 +1,4 @@
-"""When Python's cyclic garbage collector runs: paused while a graph is built, analysed or rendered, and not at exit.
+"""When Python's cyclic garbage collector runs: paused while a graph is built, analysed or rendered.
 
 Building, analysing and rendering a graph allocates a few records per layer and frees almost
 nothing until the end, so the collector's full passes, which walk every live object,
@@ -11,24 +11,18 @@ The command line is one short process, so it keeps the collector paused from sta
 (:mod:`archlint.cli` frees the cycles of each model before it reads the next one): the
 deferred pass that would otherwise walk everything a run allocated, and the passes during
 PyTorch tracing, cost more than the memory they hand back (a quarter of the CPU time of
-tracing a torchvision ResNet-50; 2% more peak memory without them).
-
-At interpreter exit Python runs one more full collection over every live object (the
-model, the graph, the report and all imported modules) only to hand the memory back to
-the operating system, which reclaims it anyway: about a tenth of a small run.
-:func:`skip_collection_at_exit` freezes the heap just before, so that pass finds nothing to
-walk; the console-script entry point asks for it.
+tracing a torchvision ResNet-50; 2% more peak memory without them), and the console script
+ends the process without Python's teardown (:func:`archlint.cli.run`).
 """
 
 from __future__ import annotations
 
-import atexit
 import functools
 import gc
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
-__all__ = ["gc_paused", "skip_collection_at_exit"]
+__all__ = ["gc_paused"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,13 +50,3 @@ def gc_paused(func: Callable[P, R]) -> Callable[P, R]:
         finally:
             gc.enable()
     return run
-
-
-def skip_collection_at_exit() -> None:
-    """Freeze the heap at interpreter exit so the final full collection walks nothing.
-
-    Objects still alive then are freed by the process ending; open files are still closed
-    and other exit handlers still run. Calling it again registers nothing more.
-    """
-    atexit.unregister(gc.freeze)
-    atexit.register(gc.freeze)

@@ -19,10 +19,10 @@ import time
 
 from _models import exported
 
-WITH = "import sys; from archlint.cli import main; main(sys.argv[1:])"
+WITH = "import sys; from archlint.cli import run; run(sys.argv[1:])"
 WITHOUT = ("import sys; import archlint.frontends.onnx_graph as g; "
            "g._Builder._definitions = lambda self, nodes, paths: [None] * len(nodes); "
-           "from archlint.cli import main; main(sys.argv[1:])")
+           "from archlint.cli import run; run(sys.argv[1:])")
 
 
 def run(code: str, path: str) -> tuple[float, float]:

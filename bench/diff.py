@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "fixtures"))
 from synthetic import conv_fan_out  # noqa: E402
 
-ARCHLINT = "import sys; from archlint.cli import main; main(sys.argv[1:])"
+ARCHLINT = "import sys; from archlint.cli import run; run(sys.argv[1:])"
 _DIFF_STEP = r"""
 import json, sys, time
 from archlint.diff import diff_graphs

@@ -38,7 +38,7 @@ from synthetic import conv_stack  # noqa: E402
 FLOOR = ("import sys, onnx, networkx; "
          "m = onnx.load(sys.argv[1], load_external_data=False); "
          "onnx.shape_inference.infer_shapes(m)")
-ARCHLINT = "import sys; from archlint.cli import main; main(sys.argv[1:])"
+ARCHLINT = "import sys; from archlint.cli import run; run(sys.argv[1:])"
 
 
 def regular_install(folder: Path) -> str:

@@ -95,7 +95,7 @@ def count_calls(fn, *args, **kwargs) -> tuple[object, int]:
 
 def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
     """The real ``archlint`` command line in a fresh interpreter."""
-    return subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", *map(str, args)],
+    return subprocess.run([sys.executable, "-c", "from archlint.cli import run; run()", *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
 
 

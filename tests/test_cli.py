@@ -93,6 +93,18 @@ def test_exit_codes_are_0_clean_1_findings_2_errors(model, plugin_dir, tmp_path)
     assert missing.returncode == 2 and missing.stderr.startswith("archlint: error: ")
 
 
+def test_console_script_flushes_output_and_runs_exit_handlers_before_it_ends_the_process(model):
+    import subprocess
+
+    code = ("import atexit, sys\natexit.register(lambda: print('handler ran', file=sys.stderr))\n"
+            "from archlint.cli import run\nrun([sys.argv[1], '--isolated', '--format', 'json', '--fail-on', 'info'])\n"
+            "print('not reached')")
+    result = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1  # the example model has findings
+    assert json.loads(result.stdout)["findings"] and "not reached" not in result.stdout
+    assert result.stderr.strip() == "handler ran"
+
+
 def test_json_document_has_the_documented_keys(model, plugin_dir):
     result = run_cli(model, "--isolated", "--rules-path", plugin_dir, "--select", "ZZ901", "--format", "json")
     doc = json.loads(result.stdout)

@@ -339,7 +339,7 @@ def _site_with_example_plugin(tmp_path: Path, entry_point: str = "XP1") -> Path:
 
 def run_subprocess(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", "import sys; from archlint.cli import main; main(sys.argv[1:])",
+    return subprocess.run([sys.executable, "-c", "import sys; from archlint.cli import run; run(sys.argv[1:])",
                            *map(str, args)], capture_output=True, text=True, env=env, cwd=site, timeout=120)
 
 

@@ -41,7 +41,7 @@ CLEAN = "fixtures/models/core_asym_pad.onnx"
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", *args],
+    return subprocess.run([sys.executable, "-c", "from archlint.cli import run; run()", *args],
                           cwd=cwd, capture_output=True, text=True, timeout=300)
 
 

@@ -152,7 +152,7 @@ def _limit_memory() -> None:
 def test_fresh_interpreter(name):
     """The same outcome from the installed entry point in a fresh process (no fork server)."""
     case = CASES[name]
-    proc = subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", str(case.path)],
+    proc = subprocess.run([sys.executable, "-c", "from archlint.cli import run; run()", str(case.path)],
                           capture_output=True, text=True, timeout=180, preexec_fn=_limit_memory, cwd=_ROOT)
     result = {"rc": proc.returncode, "stdout": proc.stdout, "stderr": proc.stderr, "timed_out": False,
               "signal": -proc.returncode if proc.returncode < 0 else 0}

@@ -44,7 +44,7 @@ def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def page(tmp_path_factory) -> tuple[Path, object]:
     folder = tmp_path_factory.mktemp("html")
     target = folder / "report.html"
-    result = subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", MODEL,
+    result = subprocess.run([sys.executable, "-c", "from archlint.cli import run; run()", MODEL,
                              "--format", "html", "--output", str(target)], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 1, result.stderr

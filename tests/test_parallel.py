@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "fixtures" / "models"
-CMD = [sys.executable, "-c", "from archlint.cli import main; main()"]
+CMD = [sys.executable, "-c", "from archlint.cli import run; run()"]
 
 
 def run(*args, env=None, **kw) -> subprocess.CompletedProcess:

@@ -120,7 +120,7 @@ def _limit_memory() -> None:
 def test_sparse_20gb_external_weights_are_never_read(tmp_path):
     synthetic = load_synthetic()
     path = synthetic.sparse_weights_conv(tmp_path)
-    proc = subprocess.run([sys.executable, "-c", "from archlint.cli import main; main()", str(path),
+    proc = subprocess.run([sys.executable, "-c", "from archlint.cli import run; run()", str(path),
                            "--format", "json"], capture_output=True, text=True, timeout=120,
                           preexec_fn=_limit_memory)
     assert proc.returncode in (0, 1), proc.stderr
