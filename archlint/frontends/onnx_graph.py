@@ -8,6 +8,7 @@ left one (legacy ``/layer1/layer1.0/conv1/Conv`` node names, dynamo
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections import Counter, defaultdict
@@ -81,6 +82,9 @@ _WITH_FIELDS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, 
 #: Layers named after their weight's module (see :func:`.naming.layer_names`).
 _WEIGHT_NAMED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR})
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
+#: Every field of a Layer, in declaration order, with its default (the fields without one are always set):
+#: a layer's fields are filled in from it, so that frozen_record takes the dict as the layer's ``__dict__``.
+_LAYER_FIELDS = {f.name: f.default for f in dataclasses.fields(Layer)}
 
 
 @gc_paused
@@ -344,9 +348,10 @@ class _Builder:
         source_op = qualified_op(node.domain, node.op_type)
         if node.output:
             source_op = self.loaded.float_view.source_ops.get(node.output[0], source_op)
-        fields = {"name": name, "op": op, "source_op": source_op, "output_shape": out_shape, "input_shapes": in_shapes,
-                  "name_origin": origin, "source": source, "param_shapes": self._param_shapes(node),
-                  "comment": _comment(node), "extra": {"onnx_node": node.name}}
+        fields = {**_LAYER_FIELDS, "name": name, "op": op, "source_op": source_op, "output_shape": out_shape,
+                  "input_shapes": in_shapes, "name_origin": origin, "source": source,
+                  "param_shapes": self._param_shapes(node), "comment": _comment(node),
+                  "extra": {"onnx_node": node.name}}
         if defined is not None and defined.chain:
             fields.update(defined_at=defined.defined_at, construction=defined.chain)
         try:
