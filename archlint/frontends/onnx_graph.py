@@ -8,7 +8,6 @@ left one (legacy ``/layer1/layer1.0/conv1/Conv`` node names, dynamo
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections import Counter, defaultdict
@@ -24,7 +23,6 @@ from ..errors import ModelLoadError
 from ..formatting import format_dims
 from ..gc_pause import gc_paused
 from ..graph import Graph, Layer, Op, Source, reduction_op
-from ..records import frozen_record
 from .construction import Definition
 from .construction_onnx import metadata_list, onnx_definitions
 from .einsum import einsum_contraction
@@ -82,9 +80,6 @@ _WITH_FIELDS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL, 
 #: Layers named after their weight's module (see :func:`.naming.layer_names`).
 _WEIGHT_NAMED = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.LINEAR})
 _MODULE_PATH = re.compile(r"^[A-Za-z_][\w]*(\.[\w]+)*$")
-#: Every field of a Layer, in declaration order, with its default (the fields without one are always set):
-#: a layer's fields are filled in from it, so that frozen_record takes the dict as the layer's ``__dict__``.
-_LAYER_FIELDS = {f.name: f.default for f in dataclasses.fields(Layer)}
 
 
 @gc_paused
@@ -348,7 +343,7 @@ class _Builder:
         source_op = qualified_op(node.domain, node.op_type)
         if node.output:
             source_op = self.loaded.float_view.source_ops.get(node.output[0], source_op)
-        fields = {**_LAYER_FIELDS, "name": name, "op": op, "source_op": source_op, "output_shape": out_shape,
+        fields = {"name": name, "op": op, "source_op": source_op, "output_shape": out_shape,
                   "input_shapes": in_shapes, "name_origin": origin, "source": source,
                   "param_shapes": self._param_shapes(node), "comment": _comment(node),
                   "extra": {"onnx_node": node.name}}
@@ -364,7 +359,7 @@ class _Builder:
             unsupported = self.graph.graph["unsupported_ops"]
             unsupported[fields["source_op"]] += 1
             _count_subgraph_ops(subgraphs(node), node.op_type, unsupported)
-        return frozen_record(Layer, fields)
+        return Layer(**fields)
 
     def _edges(self, n: _LayerNode, name: str, aliases: dict[str, str]) -> list[tuple[str, str, dict]]:
         """Edges into layer ``name`` (one per producer, at its first input position); records its outputs."""
