@@ -106,22 +106,12 @@ def _as_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class _Node(NamedTuple):
-    """A node's :class:`~.onnx_nodes.NodeFields` and its attributes' values by name."""
+#: A node's :class:`~.onnx_nodes.NodeFields` and, as ``attrs``, its attributes' values by name.
+_Node = NamedTuple("_Node", [*NodeFields.__annotations__.items(), ("attrs", dict)])
 
-    name: str
-    op_type: str
-    domain: str
-    input: list[str]
-    output: list[str]
-    doc_string: str
-    attribute: list[onnx.AttributeProto]
-    meta: dict[str, str]
-    attrs: dict
 
-    @classmethod
-    def of(cls, fields: NodeFields) -> "_Node":
-        return tuple.__new__(cls, (*fields, _attrs(fields) if fields.attribute else {}))
+def _node(fields: NodeFields) -> _Node:
+    return tuple.__new__(_Node, (*fields, _attrs(fields) if fields.attribute else {}))
 
 
 class _LayerNode(NamedTuple):
@@ -283,7 +273,7 @@ class _Builder:
                     self.dense_bias[product] = bias
                     continue
             try:
-                node = _Node.of(read)
+                node = _node(read)
             except (ValueError, TypeError) as exc:
                 raise ModelLoadError(self.source, f"node '{read.name or op_type}' ({op_type}) has unreadable "
                                                   f"attributes: {exc}") from None
