@@ -57,8 +57,10 @@ POOL_OPS = frozenset({Op.MAX_POOL, Op.AVG_POOL})
 SPATIAL_OPS = frozenset({Op.CONV, Op.CONV_TRANSPOSE, Op.MAX_POOL, Op.AVG_POOL})
 #: Windowed layers whose windows read their input (a transposed conv writes its windows instead).
 READING_OPS = frozenset({Op.CONV, Op.MAX_POOL, Op.AVG_POOL})
-#: Graph inputs, as a set: a set test is a hash lookup, while reading ``Op.INPUT`` goes through the enum's hook.
+#: Graph inputs, and standard convolutions, as sets: a set test is a hash lookup, while reading
+#: ``Op.INPUT`` or ``Op.CONV`` goes through the enum's hook (Python 3.11 does not specialize it).
 INPUT_OPS = frozenset({Op.INPUT})
+CONV_OPS = frozenset({Op.CONV})
 
 
 def reduction_op(rank: int, axes: Iterable[int]) -> Op | None:

@@ -81,7 +81,7 @@ from dataclasses import field as dataclass_field
 from fractions import Fraction
 from types import EllipsisType
 
-from ..graph import INPUT_OPS, POOL_OPS, SPATIAL_OPS, Graph, Layer, Op
+from ..graph import CONV_OPS, INPUT_OPS, POOL_OPS, SPATIAL_OPS, Graph, Layer, Op
 from .shapes import single_window_over_map, spatial_dims, whole_map_window
 
 __all__ = ["AxisField", "ReceptiveField", "receptive_fields", "summary_receptive_field", "input_extent",
@@ -93,7 +93,6 @@ _ELEMENTWISE = frozenset({Op.ADD, Op.MUL, Op.CONCAT, Op.ACTIVATION, Op.NORM})
 _DENSE = frozenset({Op.LINEAR, Op.MATMUL})
 _STACKS = frozenset({Op.CONCAT})
 _TRANSPOSED = frozenset({Op.CONV_TRANSPOSE})
-_CONVS = frozenset({Op.CONV})
 
 
 @dataclass(frozen=True, order=True)
@@ -425,7 +424,7 @@ def _global_window(layer: Layer) -> bool:
     ResNet's 7x7 average pool on its 7x7 map), or an unpadded conv whose kernel is the map (a dense layer)."""
     if layer.op in POOL_OPS:
         return single_window_over_map(layer)
-    return layer.op in _CONVS and whole_map_window(layer)
+    return layer.op in CONV_OPS and whole_map_window(layer)
 
 
 def _field(layer: Layer, inputs: list[ReceptiveField | None]) -> ReceptiveField | None:

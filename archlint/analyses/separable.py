@@ -15,14 +15,11 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..graph import Layer, Op
+from ..graph import CONV_OPS, Layer
 from .macs import layer_macs
 from .shapes import spatial_dims, whole_map_window
 
 __all__ = ["SeparableCost", "separable_cost"]
-
-#: A set, not ``Op.CONV``: reading an enum member goes through the enum's hook, and rules ask this of every conv.
-_CONVS = frozenset({Op.CONV})
 
 
 @dataclass(frozen=True)
@@ -71,7 +68,7 @@ def separable_cost(layer: Layer) -> SeparableCost | None:
     >>> float(cost.saving_ratio) == 1 - 1 / 64 - 1 / 9
     True
     """
-    if layer.op not in _CONVS or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1 \
+    if layer.op not in CONV_OPS or layer.groups != 1 or math.prod(layer.kernel or (1,)) <= 1 \
             or whole_map_window(layer):
         return None
     out = layer.output_shape

@@ -22,7 +22,7 @@ from dataclasses import fields as fields_of
 
 import networkx as nx
 
-from ..graph import Graph, Layer, Op
+from ..graph import CONV_OPS, Graph, Layer, Op
 from .macs import Cost
 from .receptive_field import ReceptiveField
 from .shapes import whole_map_window
@@ -32,7 +32,6 @@ __all__ = ["FlattenedDense", "flattened_dense_heads", "InputCoverage", "input_co
 
 #: Op classes tested on every layer, as sets (a set test is a hash lookup; ``Op.X`` goes through the enum's hook).
 _FLATTENING = frozenset({Op.FLATTEN, Op.RESHAPE})
-_CONV = frozenset({Op.CONV})
 #: Per-feature ops a flattened vector may pass through before reaching its dense layer.
 _PER_FEATURE = frozenset({Op.ACTIVATION, Op.NORM})
 
@@ -90,7 +89,7 @@ def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
 def _whole_map_conv(layer: Layer, costs: Mapping[str, Cost], model_params: int) -> FlattenedDense | None:
     """A standard (ungrouped) conv whose single unpadded window reads its whole input map."""
     x = layer.input_shapes[0] if layer.input_shapes else None
-    if layer.op not in _CONV or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
+    if layer.op not in CONV_OPS or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
         return None
     channels, spatial = x[1], tuple(x[2:])
     params = costs[layer.name].params
@@ -133,7 +132,7 @@ def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[Flatt
     heads = []
     for layer in graph.layers():
         op = layer.op  # tested here first: most layers are neither, and need no call
-        if op in _CONV:
+        if op in CONV_OPS:
             conv = _whole_map_conv(layer, costs, model_params)
             if conv is not None:
                 heads.append(conv)
