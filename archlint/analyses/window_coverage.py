@@ -193,8 +193,6 @@ def unread_windows(graph: Graph, coverages: Mapping[str, WindowCoverage | None],
     lost only at the end edge) and the exact unread fraction of the real input positions
     compared with the rule's limit, in graph order.
     """
-    for layer in graph.layers():  # covered_windows inlined: one generator, not two, per windowed layer
-        if layer.op in ops:
-            coverage = coverages.get(layer.name)
-            if coverage is not None and coverage.has_gaps and coverage.unread_fraction > limit:
-                yield layer, coverage
+    for layer, coverage in covered_windows(graph, coverages, ops):
+        if coverage.has_gaps and coverage.unread_fraction > limit:
+            yield layer, coverage
