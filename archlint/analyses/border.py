@@ -179,10 +179,9 @@ def border_losses(graph: Graph, fields: Mapping[str, ReceptiveField | None] | No
     """:class:`BorderLoss` of every shrinking conv and pooling layer, in topological order."""
     result = {}
     for layer in graph.layers():
-        if layer.op in READING_OPS:  # border_loss's own first test, without a call for every other layer
-            loss = border_loss(graph, layer, fields)
-            if loss is not None:
-                result[layer.name] = loss
+        loss = border_loss(graph, layer, fields)
+        if loss is not None:
+            result[layer.name] = loss
     return result
 
 

@@ -74,8 +74,8 @@ class FlattenedDense:
 
 
 def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
-    """The ``N, C, *spatial`` input of a flatten/reshape that turns it into ``N, features``."""
-    if layer.op not in _FLATTENING or layer.perm:
+    """The ``N, C, *spatial`` input of flatten/reshape ``layer`` if it turns it into ``N, features``."""
+    if layer.perm:
         return None
     x = layer.input_shapes[0] if layer.input_shapes else None
     out = layer.output_shape
@@ -87,9 +87,9 @@ def _flattened_map(layer: Layer) -> tuple[int, ...] | None:
 
 
 def _whole_map_conv(layer: Layer, costs: Mapping[str, Cost], model_params: int) -> FlattenedDense | None:
-    """A standard (ungrouped) conv whose single unpadded window reads its whole input map."""
+    """Conv ``layer`` if it is standard (ungrouped) and its single unpadded window reads its whole input map."""
     x = layer.input_shapes[0] if layer.input_shapes else None
-    if layer.op not in CONV_OPS or layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
+    if layer.groups != 1 or not layer.out_channels or not whole_map_window(layer):
         return None
     channels, spatial = x[1], tuple(x[2:])
     params = costs[layer.name].params
@@ -131,7 +131,7 @@ def flattened_dense_heads(graph: Graph, costs: Mapping[str, Cost]) -> list[Flatt
     model_params = sum(c.params for c in costs.values())
     heads = []
     for layer in graph.layers():
-        op = layer.op  # tested here first: most layers are neither, and need no call
+        op = layer.op
         if op in CONV_OPS:
             conv = _whole_map_conv(layer, costs, model_params)
             if conv is not None:

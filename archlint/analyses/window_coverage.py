@@ -160,8 +160,7 @@ def window_coverage(layer: Layer) -> WindowCoverage | None:
 
 def window_coverages(graph: Graph) -> dict[str, WindowCoverage | None]:
     """:func:`window_coverage` of every layer (``None`` for layers without windows)."""
-    # window_coverage's own first test, without a call for every other layer
-    return {layer.name: window_coverage(layer) if layer.op in READING_OPS else None for layer in graph.layers()}
+    return {layer.name: window_coverage(layer) for layer in graph.layers()}
 
 
 @lru_cache(maxsize=4096)
