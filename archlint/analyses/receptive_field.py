@@ -193,12 +193,8 @@ def _make(axes: tuple[tuple[AxisField, ...], ...], extent: tuple[int, ...], posi
     The analysis builds one field per layer: filling the instance at once spares the frozen
     dataclass's call per attribute. The result equals the constructor's in every attribute.
     """
-    return _filled(axes, extent, positions, is_global, context, token_axis, *_derived(axes, extent))
-
-
-def _filled(axes, extent, positions, is_global, context, token_axis, size, stride, padding) -> ReceptiveField:
-    """:func:`_make` given the field's ``size``, ``stride`` and ``padding`` (:func:`_derived`) already."""
     field = object.__new__(ReceptiveField)
+    size, stride, padding = _derived(axes, extent)
     object.__setattr__(field, "__dict__", {
         "axes": axes, "extent": extent, "positions": positions, "is_global": is_global,
         "global_context": context, "token_axis": token_axis, "size": size, "stride": stride, "padding": padding})
@@ -270,10 +266,6 @@ def _window(layer: Layer, field: ReceptiveField, extent: tuple[int, ...], transp
         else:
             axes.append(tuple([AxisField(q.stride * s, q.size + reach * q.stride, q.padding + p * q.stride)
                                for q in pieces]))
-    if len(axes) == 2 and len(axes[0]) == len(axes[1]) == 1:  # a 2-d map of one piece per axis, the usual case
-        (h,), (w,) = axes
-        return _filled(tuple(axes), extent, field.positions, field.is_global, field.global_context, None,
-                       (h.size, w.size), (h.stride, w.stride), (h.padding, w.padding))
     return _make(tuple(axes), extent, field.positions, field.is_global, field.global_context)
 
 
